@@ -1,0 +1,332 @@
+"""The API: validates requests, resolves names, writes catalog records and hands jobs to the dispatcher.
+
+It never touches volume data itself; the manager does, in the dispatcher's threads. Every method raises a typed
+:class:`~ashvault.exceptions.AshvaultError` whose text is one line for a person.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from oslo_config import cfg
+
+from ashvault import exceptions
+from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
+from ashvault.catalog.models import utcnow
+from ashvault.conf import make_config
+from ashvault.driver import ProgressFn, VerifyReport
+from ashvault.engine.layout import backup_prefix
+from ashvault.jobs.dispatcher import LocalDispatcher
+from ashvault.jobs.locks import owner_alive
+from ashvault.jobs.manager import Manager
+from ashvault.objectstore import check_name
+
+BS = BackupStatus
+GiB = 1 << 30
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):(?!//)|^([a-z][a-z0-9+.\-]*)://")
+
+RECORD_FIELDS = (
+    "id", "volume_id", "name", "description", "container", "parent_id", "size", "service", "service_metadata",
+    "object_count", "stored_bytes", "availability_zone", "created_at", "data_timestamp",
+)
+
+
+def split_location(location: str) -> tuple[str, str]:
+    """(source scheme, location): ``rbd:pool/img`` -> ``rbd``; a plain path or ``file://`` -> ``file``."""
+    m = _SCHEME.match(location)
+    if m is None:
+        return "file", location
+    scheme = m.group(1) or m.group(2)
+    return scheme, location
+
+
+class API:
+    def __init__(self, conf: cfg.ConfigOpts | None = None, *, cleanup: bool = True) -> None:
+        self.conf = conf if conf is not None else make_config()
+        state = self.conf.state_path
+        try:
+            os.makedirs(state, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise exceptions.ConfigurationError(reason=f"cannot create state_path {state}: {exc.strerror}") from exc
+        url = self.conf.database.connection or f"sqlite:///{os.path.join(state, 'ashvault.sqlite')}"
+        self.catalog = Catalog(url, lock_dir=os.path.join(state, "locks"))
+        self.manager = Manager(self.conf, self.catalog)
+        self.dispatcher = LocalDispatcher(self.conf.backup_max_operations)
+        if cleanup:
+            self.recovered = self.manager.cleanup_incomplete()
+
+    def close(self) -> None:
+        self.dispatcher.shutdown()
+        self.manager.close()
+        self.catalog.engine.dispose()
+
+    # volumes
+
+    def volume_create(self, name: str, size_gib: float, *, description: str | None = None) -> Volume:
+        if size_gib <= 0:
+            raise exceptions.InvalidInput(reason="--size must be a positive number of GiB")
+        size = int(size_gib * GiB)
+        vid = str(uuid.uuid4())
+        location = os.path.join(self.conf.volumes_dir, f"volume-{vid}.img")
+        self.manager.source("file").create(location, size)
+        vol = Volume(id=vid, name=name, description=description, location=location, source="file", managed=True,
+                     size=size, status=VolumeStatus.AVAILABLE)
+        self.catalog.add(vol)
+        return vol
+
+    def volume_register(self, name: str, location: str, *, description: str | None = None) -> Volume:
+        scheme, location = split_location(location)
+        src = self.manager.source(scheme)
+        location = src.normalize(location)
+        vol = Volume(id=str(uuid.uuid4()), name=name, description=description, location=location, source=scheme,
+                     managed=False, size=src.size(location), status=VolumeStatus.AVAILABLE)
+        self.catalog.add(vol)
+        return vol
+
+    def volume_get(self, ident: str) -> Volume:
+        vol = self.catalog.get_volume(ident)
+        try:
+            vol.size = self.manager.source(vol.source).size(vol.location)
+        except exceptions.AshvaultError:
+            pass
+        return vol
+
+    def volume_list(self) -> list[Volume]:
+        return self.catalog.list_volumes()
+
+    def volume_delete(self, ident: str, *, force: bool = False) -> Volume:
+        vol = self.catalog.get_volume(ident)
+        busy = (VolumeStatus.BACKING_UP, VolumeStatus.RESTORING)
+        if vol.status in busy and not force:
+            raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} is {vol.status}; wait, or use --force")
+        if vol.managed:
+            self.manager.source(vol.source).delete(vol.location)
+        self.catalog.delete_volume(vol.id)
+        return vol
+
+    # backups
+
+    def backup_get(self, ident: str) -> Backup:
+        return self.catalog.get_backup(ident)
+
+    def backup_list(self, *, volume: str | None = None, status: str | None = None) -> list[Backup]:
+        volume_id = None
+        if volume:
+            found = self.catalog.find_volume(volume)
+            volume_id = found.id if found else self.catalog.get_volume(volume).id
+        if status and status not in BS.ALL:
+            raise exceptions.InvalidInput(reason=f"--status must be one of {', '.join(BS.ALL)}")
+        return self.catalog.list_backups(volume_id=volume_id, status=status, deleted=status == BS.DELETED)
+
+    def backup_create(
+        self,
+        volume: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        container: str | None = None,
+        incremental: bool = False,
+        force: bool = False,
+        progress: ProgressFn | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> Backup:
+        vol = self.catalog.get_volume(volume)
+        driver = self.manager.driver()
+        if container is not None:
+            check_name(container, what="container name")
+        parent = None
+        if incremental:
+            if not driver.capabilities.incremental:
+                raise exceptions.NotSupported(reason=f"driver '{driver.name}' makes no incremental backups")
+            parent = self.catalog.latest_available(vol.id)
+            if parent is None:
+                raise exceptions.InvalidState(
+                    reason=f"volume {vol.name or vol.id} has no available backup to base an incremental on"
+                )
+            if parent.service != driver.name:
+                raise exceptions.InvalidState(
+                    reason=f"the latest backup of {vol.name or vol.id} was made by driver '{parent.service}', "
+                    f"not '{driver.name}': make a full backup"
+                )
+            if container is not None and container != parent.container:
+                raise exceptions.InvalidInput(
+                    reason=f"an incremental backup goes to its parent's container '{parent.container}'"
+                )
+            container = parent.container
+        if container is None:
+            container = getattr(driver, "default_container", None)
+        set_status = True
+        if not self.catalog.set_volume_status(vol.id, [VolumeStatus.AVAILABLE], VolumeStatus.BACKING_UP):
+            if not force or vol.status == VolumeStatus.RESTORING:
+                raise exceptions.InvalidState(
+                    reason=f"volume {vol.name or vol.id} is {vol.status}; a backup needs it available"
+                    + ("" if vol.status == VolumeStatus.RESTORING else " (or --force)")
+                )
+            set_status = False
+        bid = str(uuid.uuid4())
+        now = utcnow()
+        record = Backup(
+            id=bid, volume_id=vol.id, name=name, description=description, container=container,
+            parent_id=parent.id if parent else None, status=BS.CREATING, size=vol.size, service=driver.name,
+            service_metadata=backup_prefix(vol.id, bid), object_count=0, stored_bytes=0, read_bytes=0,
+            host=self.conf.host, availability_zone=self.conf.storage_availability_zone, data_timestamp=now,
+            created_at=now, updated_at=now, deleted=False,
+        )
+        try:
+            self.catalog.add(record)
+        except Exception:
+            if set_status:
+                self.catalog.set_volume_status(vol.id, [VolumeStatus.BACKING_UP], VolumeStatus.AVAILABLE)
+            raise
+        return self.dispatcher.run(
+            self.manager.run_backup, bid, vol, progress=progress, on_wait=on_wait, set_volume_status=set_status
+        )
+
+    def backup_restore(
+        self,
+        backup: str,
+        volume: str | None = None,
+        *,
+        name: str | None = None,
+        force: bool = False,
+        progress: ProgressFn | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> tuple[Backup, Volume]:
+        rec = self.catalog.get_backup(backup)
+        if rec.status != BS.AVAILABLE:
+            raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status}; only an available backup restores")
+        new = volume is None
+        if volume is None:
+            vol = self.volume_create(name or f"restore_backup_{rec.id}", rec.size / GiB)
+        else:
+            vol = self.volume_get(volume)
+            if not force:
+                raise exceptions.InvalidState(
+                    reason=f"volume {vol.name or vol.id} exists: restoring would overwrite it; use --force"
+                )
+            if vol.size < rec.size:
+                raise exceptions.InvalidVolume(
+                    reason=f"volume {vol.name or vol.id} holds {vol.size} bytes, backup {rec.id} needs {rec.size}"
+                )
+        if not self.catalog.set_volume_status(vol.id, [VolumeStatus.AVAILABLE, VolumeStatus.ERROR_RESTORING,
+                                                       VolumeStatus.ERROR], VolumeStatus.RESTORING):
+            raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} is busy ({vol.status})")
+        if not self.catalog.update_backup(rec.id, [BS.AVAILABLE], status=BS.RESTORING, restore_volume_id=vol.id):
+            self.catalog.set_volume_status(vol.id, [VolumeStatus.RESTORING], VolumeStatus.AVAILABLE)
+            raise exceptions.InvalidState(reason=f"backup {rec.id} is busy")
+        try:
+            self.dispatcher.run(self.manager.run_restore, rec.id, vol, volume_is_new=new, progress=progress,
+                                on_wait=on_wait)
+        except Exception:
+            if new:
+                self.volume_delete(vol.id, force=True)
+            raise
+        return self.catalog.get_backup(rec.id), self.catalog.get_volume(vol.id)
+
+    def backup_delete(self, backup: str, *, force: bool = False, wait: float = 600.0) -> Backup:
+        rec = self.catalog.get_backup(backup, deleted=True)
+        if rec.status == BS.DELETED:
+            raise exceptions.BackupNotFound(backup=backup)
+        creating_children = self.catalog.children(rec.id, [BS.CREATING])
+        if creating_children:
+            raise exceptions.InvalidState(
+                reason=f"backup {rec.id} is the parent of backup {creating_children[0].id}, which is being created"
+            )
+        allowed = [BS.AVAILABLE, BS.ERROR, BS.ERROR_DELETING]
+        if force:
+            driver = self.manager.driver(rec.service) if rec.service else None
+            if rec.status == BS.CREATING and driver is not None and not driver.capabilities.force_delete:
+                raise exceptions.NotSupported(reason=f"driver '{driver.name}' cannot stop a running backup")
+            allowed += [BS.CREATING, BS.RESTORING, BS.DELETING]
+        elif rec.status not in allowed:
+            raise exceptions.InvalidState(
+                reason=f"backup {rec.id} is {rec.status}; only available or error backups can be deleted "
+                "(--force stops a running one)"
+            )
+        if not self.catalog.update_backup(rec.id, allowed, status=BS.DELETING, fail_reason=None):
+            raise exceptions.InvalidState(reason=f"backup {rec.id} changed status; try again")
+        lock_path = os.path.join(self.manager.lock_dir, f"backup-{rec.id}.lock")
+        deadline = time.monotonic() + wait
+        while owner_alive(lock_path):
+            status = self.catalog.backup_status(rec.id)
+            if status in (BS.DELETED, BS.ERROR_DELETING):
+                break
+            if time.monotonic() > deadline:
+                raise exceptions.InvalidState(
+                    reason=f"backup {rec.id} is still running; it will stop at its next chunk"
+                )
+            time.sleep(0.2)
+        if self.catalog.backup_status(rec.id) == BS.DELETING:
+            self.dispatcher.run(self.manager.run_delete, rec.id)
+        final = self.catalog.get_backup(rec.id, deleted=True)
+        if final.status != BS.DELETED:
+            raise exceptions.DriverError(reason=f"backup {rec.id} could not be deleted: {final.fail_reason}")
+        return final
+
+    def backup_verify(self, backup: str, *, progress: ProgressFn | None = None) -> VerifyReport:
+        rec = self.catalog.get_backup(backup)
+        if rec.status not in (BS.AVAILABLE, BS.RESTORING):
+            raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status}; only an available backup verifies")
+        report: VerifyReport = self.dispatcher.run(self.manager.run_verify, rec.id, progress=progress)
+        if not report.ok:
+            name, why = report.corrupt[0]
+            more = f" ({len(report.corrupt) - 1} more corrupt objects)" if len(report.corrupt) > 1 else ""
+            raise exceptions.IntegrityError(backup=rec.id, object=name, reason=why + more)
+        return report
+
+    # records
+
+    def backup_export(self, backup: str) -> dict[str, str]:
+        rec = self.catalog.get_backup(backup)
+        if rec.status != BS.AVAILABLE:
+            raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status}; only an available backup exports")
+        driver = self.manager.driver(rec.service)
+        doc: dict[str, Any] = {}
+        for field in RECORD_FIELDS:
+            value = getattr(rec, field)
+            doc[field] = value.isoformat() if isinstance(value, datetime.datetime) else value
+        doc["driver_info"] = driver.export_record(self.manager.info(rec))
+        url = base64.b64encode(json.dumps(doc, sort_keys=True).encode()).decode()
+        return {"backup_service": driver.name, "backup_url": url}
+
+    def backup_import(self, backup_service: str, backup_url: str) -> Backup:
+        try:
+            doc = json.loads(base64.b64decode(backup_url, validate=True))
+            if not isinstance(doc, dict) or "id" not in doc or "size" not in doc:
+                raise ValueError("it lacks the id or size")
+        except (ValueError, binascii.Error) as exc:
+            raise exceptions.InvalidInput(reason=f"the backup record is not valid: {exc}") from exc
+        driver = self.manager.driver(backup_service)
+        existing = self.catalog.find_backup(doc["id"])
+        if existing is not None and not existing.deleted:
+            raise exceptions.InvalidState(reason=f"backup {doc['id']} already exists here ({existing.status})")
+        if existing is not None:
+            self.catalog.purge_backup(existing.id)
+        now = utcnow()
+        parsed = {k: doc.get(k) for k in RECORD_FIELDS}
+        for k in ("created_at", "data_timestamp"):
+            parsed[k] = datetime.datetime.fromisoformat(parsed[k]) if parsed.get(k) else now
+        record = Backup(**parsed, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
+                        deleted=False)
+        record.service = driver.name
+        record.object_count = record.object_count or 0
+        record.stored_bytes = record.stored_bytes or 0
+        self.catalog.add(record)
+        try:
+            driver.import_record(self.manager.info(record), doc.get("driver_info") or {})
+        except Exception as exc:
+            self.catalog.purge_backup(record.id)
+            if isinstance(exc, exceptions.AshvaultError):
+                raise
+            raise exceptions.InvalidBackup(reason=str(exc)) from exc
+        self.catalog.update_backup(record.id, [BS.CREATING], status=BS.AVAILABLE)
+        return self.catalog.get_backup(record.id)

@@ -1,0 +1,6 @@
+"""The catalog: volumes and backups in any SQLAlchemy database (SQLite under state_path by default)."""
+
+from ashvault.catalog.db import Catalog
+from ashvault.catalog.models import Backup, BackupStatus, Volume, VolumeStatus
+
+__all__ = ["Backup", "BackupStatus", "Catalog", "Volume", "VolumeStatus"]

@@ -1,0 +1,138 @@
+"""Configuration: the core's options, loading, and the options every chunked driver shares.
+
+Files are read from ``/etc/ashvault/ashvault.conf`` when it exists, or from ``--config-file``. Driver options live
+in the driver's own group (``[backup_posix]``) and are also read under Cinder's ``[DEFAULT] backup_*`` names, so an
+operator's cinder.conf lines keep working. With no file at all, everything lives under ``state_path``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+
+from oslo_config import cfg
+
+from ashvault import exceptions
+
+MiB = 1 << 20
+
+
+def _default_state_path() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "ashvault")
+
+
+core_opts = [
+    cfg.StrOpt("state_path", default=_default_state_path(), sample_default="$XDG_DATA_HOME/ashvault",
+               help="Directory holding the catalog, locks, created volumes and, for the posix driver, backups."),
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
+               help="Name of this backup host; jobs left behind are resolved only by their own host."),
+    cfg.StrOpt("backup_driver", default="posix",
+               help="Driver to back up to: a name (posix, nfs, glusterfs, swift, google, ceph, tsm) or a Cinder "
+                    "driver path such as cinder.backup.drivers.posix.PosixBackupDriver."),
+    cfg.StrOpt("backup_compression_algorithm", default="zstd",
+               help="Compression for new objects: none (off, no), zlib (gzip), bz2 (bzip2), zstd, or any "
+                    "compressor a plugin adds. Restore reads whatever each object was written with."),
+    cfg.IntOpt("backup_compression_level",
+               help="Level for the compression algorithm; unset means the algorithm's ashvault default "
+                    "(zstd 1, zlib 6, bz2 9)."),
+    cfg.IntOpt("backup_max_operations", default=15, min=0,
+               help="Backups and restores that may run at once on this host, across all ashvault processes; "
+                    "0 means no limit."),
+    cfg.IntOpt("backup_pipeline_threads", default=0, min=0,
+               help="Worker threads of one backup or restore (reading, hashing, compressing, transferring); "
+                    "0 means one per CPU."),
+    cfg.IntOpt("backup_bandwidth_limit", default=0, min=0,
+               help="Bytes per second one backup or restore may move to or from the backend; 0 means no limit."),
+    cfg.IntOpt("backup_object_retry_attempts", default=5, min=1,
+               help="Tries of an object upload or download that fails transiently (drivers may set their own)."),
+    cfg.FloatOpt("backup_object_retry_backoff", default=1.0, min=0,
+                 help="Seconds before the first retry of a transient failure; doubled for each later one."),
+    cfg.BoolOpt("backup_create_containers", default=True,
+                help="Create a missing container; when false, a backup to a missing container fails."),
+    cfg.StrOpt("volumes_dir", default="$state_path/volumes",
+               help="Where 'volume create' puts new file volumes."),
+    cfg.StrOpt("dispatcher", default="local", choices=["local"],
+               help="Where jobs run: local runs them in this process, in a bounded thread pool."),
+    cfg.StrOpt("storage_availability_zone", default="nova", help="Availability zone recorded on backups."),
+]
+
+database_opts = [
+    cfg.StrOpt("connection", secret=True, sample_default="sqlite:///$state_path/ashvault.sqlite",
+               help="SQLAlchemy URL of the catalog; unset means SQLite under state_path."),
+]
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """Options of the core, for oslo-config-generator (namespace ``ashvault``)."""
+    return [("DEFAULT", core_opts), ("database", database_opts)]
+
+
+def make_config(args: Sequence[str] = (), config_files: Sequence[str] | None = None) -> cfg.ConfigOpts:
+    """A fresh configuration with the core options registered and files read."""
+    # Cinder's [DEFAULT] names are accepted on purpose; oslo would warn about each of them on every command.
+    logging.getLogger("oslo_config.cfg").setLevel(logging.ERROR)
+    conf = cfg.ConfigOpts()
+    conf.register_opts(core_opts)
+    conf.register_opts(database_opts, group="database")
+    if config_files is None:
+        env = os.environ.get("ASHVAULT_CONFIG_FILE")
+        if env:
+            config_files = [env]
+        else:
+            config_files = [f for f in ("/etc/ashvault/ashvault.conf",) if os.path.exists(f)]
+    for f in config_files:
+        if not os.path.exists(f):
+            raise exceptions.ConfigurationError(reason=f"config file {f} does not exist")
+    try:
+        conf(list(args), project="ashvault", default_config_files=list(config_files), validate_default_values=True)
+    except (cfg.Error, ValueError) as exc:
+        raise exceptions.ConfigurationError(reason=str(exc).splitlines()[0]) from exc
+    return conf
+
+
+def register_group(conf: cfg.ConfigOpts, group: str, opts: list[cfg.Opt]) -> None:
+    """Register a plugin's options once, when the plugin is loaded."""
+    known = conf[group] if group in conf else None
+    todo = [o for o in opts if known is None or o.dest not in known]
+    if todo:
+        conf.register_opts(todo, group=group)
+
+
+def chunked_driver_opts(
+    *,
+    cinder: dict[str, str],
+    object_size: int = 4 * MiB,
+    block_size: int = 64 * 1024,
+    container: str | None = "volumebackups",
+    retry_attempts: int | None = None,
+    retry_backoff: float | None = None,
+    max_transfers: int = 4,
+) -> list[cfg.Opt]:
+    """The options every chunked driver has, with Cinder's ``[DEFAULT]`` names from ``cinder`` accepted too.
+
+    ``cinder`` maps our option name (``object_size``, ``block_size``, ``container``, ``retry_attempts``,
+    ``retry_backoff``) to the driver's Cinder name (``backup_file_size``, ...).
+    """
+
+    def old(name: str) -> list[cfg.DeprecatedOpt]:
+        return [cfg.DeprecatedOpt(cinder[name], group="DEFAULT")] if name in cinder else []
+
+    return [
+        cfg.IntOpt("object_size", default=object_size, min=64 * 1024, deprecated_opts=old("object_size"),
+                   help="Largest object written, in bytes (uncompressed). Memory use is about this times the "
+                        "pipeline threads, whatever the volume size."),
+        cfg.IntOpt("block_size", default=block_size, min=4096, deprecated_opts=old("block_size"),
+                   help="Granularity of change detection, in bytes: an incremental stores the blocks of this size "
+                        "that changed. Must divide object_size."),
+        cfg.StrOpt("container", default=container, deprecated_opts=old("container"),
+                   help="Container used when a backup names none."),
+        cfg.IntOpt("retry_attempts", default=retry_attempts, min=1, deprecated_opts=old("retry_attempts"),
+                   help="Tries of a transiently failing transfer; unset means backup_object_retry_attempts."),
+        cfg.FloatOpt("retry_backoff", default=retry_backoff, min=0, deprecated_opts=old("retry_backoff"),
+                     help="First wait before a retry, in seconds; unset means backup_object_retry_backoff."),
+        cfg.IntOpt("max_transfers", default=max_transfers, min=1,
+                   help="Objects moved to or from the backend at once by one backup or restore."),
+    ]

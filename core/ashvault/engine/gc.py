@@ -1,0 +1,75 @@
+"""Deleting a backup without harming the others.
+
+Backups of one volume share objects: an incremental's manifest points at the objects of older backups for the
+blocks that did not change. Deleting a backup therefore removes its manifest (after which it is gone) and then every
+object of a deleted backup that no remaining manifest references. A ``tombstone`` object marks the namespace of a
+deleted backup whose objects are still in use, so that a later deletion can collect them; a namespace with neither
+manifest nor tombstone belongs to a backup still being written and is never touched.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+
+from ashvault import exceptions
+from ashvault.driver import JobContext
+from ashvault.engine.layout import INDEX, MANIFEST, TOMBSTONE, namespace_of, read_manifest
+from ashvault.objectstore import ObjectStore
+
+LOG = logging.getLogger(__name__)
+
+
+def _delete_quietly(store: ObjectStore, container: str, name: str) -> None:
+    try:
+        store.delete_object(container, name)
+    except exceptions.ObjectNotFound:
+        pass
+
+
+def delete_backup(store: ObjectStore, container: str, prefix: str, volume_prefix: str, ctx: JobContext) -> None:
+    """Remove the backup stored under ``prefix``, then collect what no remaining backup of the volume uses."""
+    mine = store.list_objects(container, prefix + "/")
+    if not mine:
+        return
+    store.put_object(container, f"{prefix}/{TOMBSTONE}", b"")
+    _delete_quietly(store, container, f"{prefix}/{MANIFEST}")
+    collect(store, container, volume_prefix, ctx)
+
+
+def collect(store: ObjectStore, container: str, volume_prefix: str, ctx: JobContext) -> int:
+    """Delete the unreferenced objects of deleted backups under ``volume_prefix``; returns how many went."""
+    names = store.list_objects(container, volume_prefix + "/")
+    spaces: dict[str, list[str]] = collections.defaultdict(list)
+    for name in names:
+        spaces[namespace_of(name)].append(name)
+    live: set[str] = set()
+    for space, members in spaces.items():
+        if f"{space}/{MANIFEST}" in members and f"{space}/{TOMBSTONE}" not in members:
+            backup_id = space.rsplit("backup_", 1)[-1]
+            try:
+                live |= read_manifest(store, container, space, backup_id).referenced_names()
+            except exceptions.IntegrityError:
+                LOG.warning("manifest of %s is unreadable; keeping every object of the volume", space)
+                return 0
+    removed = 0
+    for space, members in sorted(spaces.items()):
+        tomb = f"{space}/{TOMBSTONE}"
+        if tomb not in members:
+            continue
+        keep = 0
+        for name in sorted(members):
+            if name == tomb:
+                continue
+            if name in live:
+                keep += 1
+                continue
+            ctx.check()
+            _delete_quietly(store, container, name)
+            removed += 1
+        if keep == 0:
+            _delete_quietly(store, container, tomb)
+    return removed
+
+
+__all__ = ["INDEX", "collect", "delete_backup"]

@@ -1,0 +1,92 @@
+"""File locks held for as long as a process lives: a job's lock tells whether its owner is still running.
+
+``flock`` locks vanish with the process that holds them, even on SIGKILL, so a record whose lock can be taken
+belongs to a dead owner, however old or young it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from collections.abc import Callable
+
+
+class FileLock:
+    """An exclusive ``flock`` on ``path``, blocking by default."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = -1
+
+    def acquire(self, *, blocking: bool = True) -> bool:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def owner_alive(path: str) -> bool:
+    """True while some process holds the lock at ``path``."""
+    if not os.path.exists(path):
+        return False
+    probe = FileLock(path)
+    if probe.acquire(blocking=False):
+        probe.release()
+        return False
+    return True
+
+
+class SlotSemaphore:
+    """At most ``slots`` holders at once across every process on this host; 0 means no limit."""
+
+    def __init__(self, directory: str, slots: int) -> None:
+        self.directory = directory
+        self.slots = slots
+        self._lock: FileLock | None = None
+
+    def acquire(self, on_wait: Callable[[], None] | None = None, poll: float = 0.2) -> None:
+        if self.slots <= 0:
+            return
+        waited = False
+        while True:
+            for n in range(self.slots):
+                lock = FileLock(os.path.join(self.directory, f"operation-slot-{n}.lock"))
+                if lock.acquire(blocking=False):
+                    self._lock = lock
+                    return
+            if not waited and on_wait is not None:
+                on_wait()
+            waited = True
+            time.sleep(poll)
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -1,0 +1,125 @@
+"""Small pieces: extent arithmetic, names, driver names, wrappers, locks, plugin discovery."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ashvault import exceptions, plugins
+from ashvault.engine import extents
+from ashvault.jobs.locks import FileLock, SlotSemaphore, owner_alive
+from ashvault.objectstore import check_name
+from ashvault.testing.fakes import FaultyObjectStore, MemoryObjectStore
+from ashvault.wrappers import RetryingObjectStore
+from ashvault.wrappers.throttle import TokenBucket
+
+
+def test_subtract_and_merge() -> None:
+    base = [(0, 100, 0, 0), (200, 100, 1, 0)]
+    cut = [(50, 10), (90, 130), (280, 5)]
+    assert list(extents.subtract(base, cut)) == [(0, 50, 0, 0), (60, 30, 0, 60), (220, 60, 1, 20),
+                                                 (285, 15, 1, 85)]
+    merged = extents.merge([(0, 10, 0, 0)], [(10, 10, 0, 10), (30, 5, 1, 0)])
+    assert merged == [(0, 20, 0, 0), (30, 5, 1, 0)]
+    assert list(extents.gaps(merged, 40)) == [(20, 10), (35, 5)]
+    assert list(extents.truncate(merged, 15)) == [(0, 15, 0, 0)]
+
+
+@pytest.mark.parametrize("name", ["ok", "a/b/c", "volume_1/backup_2/d00000001", "x.y-z_1"])
+def test_good_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "/a", "a/", "a//b", "..", "a/../b", ".", "a b", "-x", "a/.hidden"])
+def test_bad_names(name: str) -> None:
+    with pytest.raises(exceptions.InvalidInput):
+        check_name(name)
+
+
+@pytest.mark.parametrize(("value", "name"), [
+    ("posix", "posix"),
+    ("cinder.backup.drivers.posix.PosixBackupDriver", "posix"),
+    ("cinder.backup.drivers.swift", "swift"),
+    ("cinder.backup.drivers.gcs.GoogleBackupDriver", "google"),
+    ("cinder.backup.drivers.ceph.CephBackupDriver", "ceph"),
+])
+def test_driver_names(value: str, name: str) -> None:
+    assert plugins.driver_name(value) == name
+
+
+def test_unknown_driver_says_what_to_install() -> None:
+    with pytest.raises(exceptions.PluginNotFound, match="pip install ashvault-tsm"):
+        plugins.load_class(plugins.DRIVERS, "tsm", kind="backup driver")
+
+
+def test_retry_gives_up_after_the_attempts() -> None:
+    store = MemoryObjectStore()
+    store.put_container("c")
+    faulty = FaultyObjectStore(store, lambda m, n: exceptions.TransientDriverError(reason="reset"))
+    sleeps: list[float] = []
+    retrying = RetryingObjectStore(faulty, attempts=4, backoff=0.5, sleep=sleeps.append)
+    with pytest.raises(exceptions.TransientDriverError):
+        retrying.put_object("c", "x", b"1")
+    assert len(faulty.calls) == 4 and len(sleeps) == 3
+    assert sleeps[0] < sleeps[1] < sleeps[2]
+
+
+def test_token_bucket_holds_the_rate() -> None:
+    import time
+
+    bucket = TokenBucket(10 * 1024 * 1024)
+    start = time.monotonic()
+    for _ in range(15):
+        bucket.take(1024 * 1024)
+    assert time.monotonic() - start >= 0.35
+
+
+def test_locks_tell_a_live_owner_from_a_dead_one(tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "job.lock")
+    assert not owner_alive(path)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from ashvault.jobs.locks import FileLock
+        FileLock({path!r}).acquire()
+        print("held", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    assert owner_alive(path)
+    assert not FileLock(path).acquire(blocking=False)
+    holder.kill()
+    holder.wait()
+    assert not owner_alive(path)
+
+
+def test_slot_semaphore_limits_holders(tmp_path: pathlib.Path) -> None:
+    a, b = SlotSemaphore(str(tmp_path), 1), SlotSemaphore(str(tmp_path), 1)
+    a.acquire()
+    waited: list[bool] = []
+
+    def on_wait() -> None:
+        waited.append(True)
+        a.release()
+
+    b.acquire(on_wait, poll=0.01)
+    assert waited == [True]
+    b.release()
+
+
+def test_broken_plugin_is_listed_with_its_reason(tmp_path: pathlib.Path) -> None:
+    dist = tmp_path / "ashvault_broken-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ashvault-broken\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[ashvault.drivers]\nbroken = ashvault_broken_mod:Driver\n")
+    (tmp_path / "ashvault_broken_mod.py").write_text("import some_missing_sdk\n")
+    code = ("from ashvault import plugins\n"
+            "for p in plugins.discover(plugins.DRIVERS):\n"
+            "    print(p.name, p.distribution, p.available, p.error)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
+    assert "broken ashvault-broken False Python module 'some_missing_sdk' is missing" in out
