@@ -1,0 +1,1 @@
+"""ashvault drivers for file-system backends: posix (a local directory); nfs and glusterfs mount a share first."""

@@ -1,0 +1,135 @@
+"""PosixObjectStore: containers are directories, objects are files, ``/`` in a name is a subdirectory."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+
+from ashvault import exceptions
+from ashvault.objectstore import ObjectStore, check_name
+
+_TMP = ".tmp-"
+
+
+def _translate(exc: OSError, what: str) -> exceptions.DriverError:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return exceptions.PermissionDenied(reason=f"{what}: {exc.strerror}")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return exceptions.QuotaExceeded(reason=f"{what}: {exc.strerror}")
+    if exc.errno in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.EINTR):
+        return exceptions.TransientDriverError(reason=f"{what}: {exc.strerror}")
+    return exceptions.DriverError(reason=f"{what}: {exc.strerror or exc}")
+
+
+class PosixObjectStore(ObjectStore):
+    """Objects under ``root``. A write goes to a temporary name, is fsynced, then renamed into place."""
+
+    def __init__(self, root: str, *, create_containers: bool = True, fsync: bool = True) -> None:
+        self.root = os.path.abspath(root)
+        self.create_containers = create_containers
+        self.fsync = fsync
+
+    def _container_dir(self, container: str) -> str:
+        return os.path.join(self.root, check_name(container, what="container name"))
+
+    def _path(self, container: str, name: str) -> str:
+        return os.path.join(self._container_dir(container), check_name(name))
+
+    def _fsync_dir(self, path: str) -> None:
+        if self.fsync:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def put_container(self, container: str) -> None:
+        path = self._container_dir(container)
+        if os.path.isdir(path):
+            return
+        if not self.create_containers:
+            raise exceptions.ContainerNotFound(container=container)
+        try:
+            os.makedirs(path, mode=0o770, exist_ok=True)
+        except OSError as exc:
+            raise _translate(exc, f"cannot create {path}") from exc
+
+    def list_objects(self, container: str, prefix: str = "") -> list[str]:
+        base = self._container_dir(container)
+        head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = os.path.join(base, head) if head else base
+        found = []
+        try:
+            for dirpath, _dirs, files in os.walk(start):
+                rel = os.path.relpath(dirpath, base)
+                for f in files:
+                    if f.startswith(_TMP):
+                        continue
+                    name = f if rel == "." else f"{rel}/{f}"
+                    if name.startswith(prefix):
+                        found.append(name)
+        except OSError as exc:
+            raise _translate(exc, f"cannot list {start}") from exc
+        return sorted(found)
+
+    def put_object(self, container: str, name: str, data: bytes) -> None:
+        path = self._path(container, name)
+        directory = os.path.dirname(path)
+        if not os.path.isdir(self._container_dir(container)):
+            raise exceptions.ContainerNotFound(container=container)
+        tmp = os.path.join(directory, f"{_TMP}{os.path.basename(path)}.{secrets.token_hex(4)}")
+        try:
+            os.makedirs(directory, mode=0o770, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+            self._fsync_dir(directory)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise _translate(exc, f"cannot write {path}") from exc
+
+    def get_object(self, container: str, name: str) -> bytes:
+        path = self._path(container, name)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise exceptions.ObjectNotFound(name=name, container=container) from None
+        except OSError as exc:
+            raise _translate(exc, f"cannot read {path}") from exc
+
+    def delete_object(self, container: str, name: str) -> None:
+        path = self._path(container, name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            raise exceptions.ObjectNotFound(name=name, container=container) from None
+        except OSError as exc:
+            raise _translate(exc, f"cannot delete {path}") from exc
+        base = self._container_dir(container)
+        directory = os.path.dirname(path)
+        while directory != base and directory.startswith(base):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                break
+            directory = os.path.dirname(directory)
+
+    def check(self) -> None:
+        try:
+            os.makedirs(self.root, mode=0o770, exist_ok=True)
+        except OSError as exc:
+            raise exceptions.DriverSetupError(reason=f"cannot create {self.root}: {exc.strerror}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise exceptions.DriverSetupError(reason=f"{self.root} is not writable")

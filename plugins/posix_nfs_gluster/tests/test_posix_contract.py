@@ -1,0 +1,28 @@
+"""The posix store and driver pass the conformance suite."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from ashvault.conf import make_config, register_group
+from ashvault.testing.contract import DriverContract, ObjectStoreContract
+from ashvault_posix.objectstore import PosixObjectStore
+from ashvault_posix.posix import PosixBackupDriver
+
+
+class TestPosixObjectStore(ObjectStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: pathlib.Path) -> PosixObjectStore:
+        return PosixObjectStore(str(tmp_path / "backups"))
+
+
+class TestPosixDriver(DriverContract):
+    @pytest.fixture
+    def driver(self, tmp_path: pathlib.Path) -> PosixBackupDriver:
+        conf = make_config([], config_files=[])
+        conf.set_override("state_path", str(tmp_path / "state"))
+        register_group(conf, PosixBackupDriver.option_group, PosixBackupDriver.get_driver_options())
+        conf.set_override("object_size", 1 << 20, group="backup_posix")
+        return PosixBackupDriver(conf)
