@@ -1,0 +1,1 @@
+"""The ashvault command-line tool and interactive shell."""

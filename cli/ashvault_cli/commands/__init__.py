@@ -1,0 +1,1 @@
+"""The commands of the ashvault shell, registered under the ``ashvault.cli`` entry points."""

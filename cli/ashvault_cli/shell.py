@@ -1,0 +1,93 @@
+"""The ``ashvault`` application: every command, and the interactive shell when started with no arguments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from cliff.app import App
+from cliff.commandmanager import CommandManager
+from oslo_config import cfg
+
+from ashvault import __version__, exceptions
+from ashvault.api import API
+from ashvault.conf import make_config
+
+
+class AshvaultApp(App):
+    def __init__(self) -> None:
+        super().__init__(
+            description="ashvault: back up, restore, verify and delete volumes on pluggable backends.",
+            version=__version__,
+            command_manager=CommandManager("ashvault.cli"),
+            deferred_help=True,
+        )
+        self._api: API | None = None
+        self._conf: cfg.ConfigOpts | None = None
+
+    def build_option_parser(self, description: str, version: str,
+                            argparse_kwargs: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+        parser = super().build_option_parser(description, version, argparse_kwargs)
+        parser.add_argument("--config-file", action="append", dest="config_files", metavar="FILE",
+                            help="configuration file (default /etc/ashvault/ashvault.conf when it exists, or "
+                                 "$ASHVAULT_CONFIG_FILE); may be given more than once")
+        return parser
+
+    @property
+    def conf(self) -> cfg.ConfigOpts:
+        if self._conf is None:
+            self._conf = make_config([], self.options.config_files)
+        return self._conf
+
+    @property
+    def api(self) -> API:
+        if self._api is None:
+            self._api = API(self.conf)
+        return self._api
+
+    def interact(self) -> None:
+        # cmd2 would replay the process arguments (--config-file ...) as shell commands.
+        saved, sys.argv = sys.argv, sys.argv[:1]
+        try:
+            super().interact()
+        finally:
+            sys.argv = saved
+
+    def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
+        if isinstance(err, exceptions.AshvaultError):
+            self.stderr.write(f"ashvault: error: {err}\n")
+
+    def run(self, argv: list[str]) -> int:
+        try:
+            rc = super().run(argv)
+            return 0 if self.interactive_mode else rc
+        finally:
+            if self._api is not None:
+                self._api.close()
+
+
+def _interrupted(_sig: int, _frame: Any) -> None:
+    # A job's lock dies with the process: the next command resolves what was left (creating -> error).
+    sys.stderr.write("\nashvault: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args:
+        signal.signal(signal.SIGINT, _interrupted)
+        signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return AshvaultApp().run(args)
+    except exceptions.AshvaultError as exc:
+        sys.stderr.write(f"ashvault: error: {exc}\n")
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
