@@ -1,0 +1,130 @@
+"""Jobs that are killed, cancelled or run side by side: earlier backups are never damaged."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import time
+
+from clitools import Ashvault, MiB, one_line_error, sha256
+
+from ashvault.testing import volumes
+
+SLOW = "backup_bandwidth_limit = 8388608\n"
+
+
+def _backup_dir(av: Ashvault, volume_id: str, backup_id: str) -> pathlib.Path:
+    return av.backups / "volumebackups" / f"volume_{volume_id}" / f"backup_{backup_id}"
+
+
+def _wait_for_running(av: Ashvault, status: str = "creating") -> dict[str, str]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = av.j("backup", "list", "--status", status)
+        if running:
+            b: dict[str, str] = running[0]
+            d = _backup_dir(av, b["volume_id"], b["id"])
+            if status != "creating" or (d.exists() and any(d.glob("d*"))):
+                return b
+        time.sleep(0.2)
+    raise AssertionError(f"no backup reached {status}")
+
+
+def test_sigkill_mid_backup(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "v.img")
+    volumes.write_mixed(path, 64 * MiB, seed=41, run=MiB, zero=0, text=0)
+    av.j("volume", "register", "v", path)
+    earlier = av.j("backup", "create", "v", "--name", "earlier")
+    want = sha256(path)
+    av.write_conf(SLOW)
+    proc = av.popen("backup", "create", "v", "--name", "killed")
+    running = _wait_for_running(av)
+    assert running["name"] == "killed"
+    assert av.j("backup", "show", "killed")["status"] == "creating", "a live job is never reset"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = av.j("backup", "show", "killed")
+    assert killed["status"] == "error" and "incomplete" in killed["fail_reason"]
+    assert av.j("volume", "show", "v")["status"] == "available"
+    av.write_conf()
+    assert sha256(av.j("backup", "restore", "earlier")["volume_location"]) == want
+    wrote = _backup_dir(av, killed["volume_id"], killed["id"])
+    assert wrote.exists()
+    av("backup", "delete", "killed")
+    assert not wrote.exists(), "deleting the failed backup removes everything it wrote"
+    assert av.j("backup", "verify", "earlier")["result"] == "ok"
+    assert av.j("backup", "create", "v", "--incremental")["parent_id"] == earlier["id"]
+
+
+def test_force_delete_stops_a_running_backup(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "v.img")
+    volumes.write_mixed(path, 64 * MiB, seed=42, run=MiB, zero=0, text=0)
+    av.j("volume", "register", "v", path)
+    av.write_conf(SLOW)
+    proc = av.popen("backup", "create", "v", "--name", "doomed")
+    running = _wait_for_running(av)
+    refused = av("backup", "delete", "doomed", ok=False)
+    assert "--force" in one_line_error(refused)
+    assert av.j("backup", "delete", "doomed", "--force")[0]["status"] == "deleted"
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "cancelled" in err
+    assert not _backup_dir(av, running["volume_id"], running["id"]).exists()
+    assert av.j("volume", "show", "v")["status"] == "available"
+
+
+def test_two_backups_at_the_same_moment(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    paths = []
+    for n in range(2):
+        p = str(tmp_path / f"v{n}.img")
+        volumes.write_mixed(p, 48 * MiB, seed=50 + n, run=MiB)
+        av.j("volume", "register", f"v{n}", p)
+        paths.append(p)
+    procs = [av.popen("backup", "create", f"v{n}", "-f", "json") for n in range(2)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    done = av.j("backup", "list")
+    assert sorted(b["status"] for b in done) == ["available", "available"]
+    for n, p in enumerate(paths):
+        b = av.j("backup", "list", "--volume", f"v{n}")[0]
+        assert sha256(av.j("backup", "restore", b["id"])["volume_location"]) == sha256(p)
+
+
+def test_killed_restore_is_resolved(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "v.img")
+    volumes.write_mixed(path, 64 * MiB, seed=43, run=MiB, zero=0, text=0)
+    av.j("volume", "register", "v", path)
+    b = av.j("backup", "create", "v")
+    target = av.j("volume", "create", "target", "--size", "0.0625")
+    av.write_conf(SLOW)
+    proc = av.popen("backup", "restore", b["id"], "target", "--force")
+    _wait_for_running(av, "restoring")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert av.j("backup", "show", b["id"])["status"] == "available"
+    assert av.j("volume", "show", "target")["status"] == "error_restoring"
+    av.write_conf()
+    av("backup", "restore", b["id"], "target", "--force")
+    assert sha256(target["location"]) == sha256(path)
+    assert os.path.getsize(target["location"]) == 64 * MiB
+
+
+def test_max_operations_queues_the_second_backup(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    for n in range(2):
+        volumes.write_mixed(str(tmp_path / f"v{n}.img"), 32 * MiB, seed=60 + n, run=MiB, zero=0, text=0)
+        av.j("volume", "register", f"v{n}", str(tmp_path / f"v{n}.img"))
+    av.write_conf(SLOW + "backup_max_operations = 1\n")
+    first = av.popen("backup", "create", "v0", "--name", "first")
+    running = _wait_for_running(av)
+    assert running["name"] == "first"
+    second = av.popen("backup", "create", "v1", "--name", "second")
+    overlapped = False
+    while first.poll() is None:
+        queued = [b for b in av.j("backup", "list", "--status", "creating") if b["name"] == "second"]
+        if queued and _backup_dir(av, queued[0]["volume_id"], queued[0]["id"]).exists():
+            overlapped = av.j("backup", "show", "first")["status"] == "creating"
+        time.sleep(0.3)
+    assert first.wait() == 0 and second.wait(timeout=120) == 0
+    assert not overlapped, "the second backup wrote while the first held the only slot"
+    assert sorted(b["status"] for b in av.j("backup", "list")) == ["available", "available"]
