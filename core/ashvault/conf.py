@@ -42,8 +42,8 @@ core_opts = [
                help="Backups and restores that may run at once on this host, across all ashvault processes; "
                     "0 means no limit."),
     cfg.IntOpt("backup_pipeline_threads", default=0, min=0,
-               help="Worker threads of one backup or restore (reading, hashing, compressing, transferring); "
-                    "0 means one per CPU."),
+               help="CPU workers of one backup or restore: at most this many threads hash, compress or "
+                    "decompress at once, while reads and transfers overlap them; 0 means one per CPU."),
     cfg.IntOpt("backup_bandwidth_limit", default=0, min=0,
                help="Bytes per second one backup or restore may move to or from the backend; 0 means no limit."),
     cfg.IntOpt("backup_object_retry_attempts", default=5, min=1,
@@ -122,8 +122,8 @@ def chunked_driver_opts(
 
     return [
         cfg.IntOpt("object_size", default=object_size, min=64 * 1024, deprecated_opts=old("object_size"),
-                   help="Largest object written, in bytes (uncompressed). Memory use is about this times the "
-                        "pipeline threads, whatever the volume size."),
+                   help="Largest object written, in bytes (uncompressed). Memory use is about this times "
+                        "(pipeline threads + max_transfers), whatever the volume size."),
         cfg.IntOpt("block_size", default=block_size, min=4096, deprecated_opts=old("block_size"),
                    help="Granularity of change detection, in bytes: an incremental stores the blocks of this size "
                         "that changed. Must divide object_size."),

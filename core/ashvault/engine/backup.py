@@ -179,7 +179,8 @@ class BackupRun:
         self._new_objects: dict[str, ObjectEntry] = {}
         self._cuts: list[tuple[int, int]] = []
         self._read = 0
-        self._lock = threading.Lock()
+        # Hashing and compression hold a token, reads and transfers do not: ``threads`` bounds the CPU work.
+        self._cpu = threading.Semaphore(self.settings.threads)
 
     def _parent_fp(self, i: int) -> int:
         fps = self.parent.fps if self.parent is not None else None
@@ -205,10 +206,11 @@ class BackupRun:
                 out.read += length
                 if buf != (self._zeros[:length] if length != len(self._zeros) else self._zeros):
                     view = memoryview(buf)
-                    for j in range(count):
-                        block = view[j * bs : (j + 1) * bs]
-                        fp = fingerprint(block)
-                        fps[j] = 0 if fp == self._zero_fp_for(len(block)) else fp
+                    with self._cpu:
+                        for j in range(count):
+                            block = view[j * bs : (j + 1) * bs]
+                            fp = fingerprint(block)
+                            fps[j] = 0 if fp == self._zero_fp_for(len(block)) else fp
                     self._collect(out, first, fps, view, off)
                     continue
             self._collect(out, first, fps, None, off)
@@ -240,21 +242,28 @@ class BackupRun:
                 run_start = -1
 
     def _upload(self, name: str, pieces: list[tuple[int, memoryview]]) -> ObjectEntry:
-        data = pieces[0][1] if len(pieces) == 1 else b"".join(p for _o, p in pieces)
-        comp = self.settings.compressor
-        stored: bytes | memoryview = data
-        algo = "none"
-        if comp.name != "none":
-            packed = comp.compress(data)
-            if len(packed) < len(data) - len(data) // 64:
-                stored, algo = packed, comp.name
-        entry = ObjectEntry(name, len(stored), len(data), algo, content_hash(stored))
-        self.store.put_object(self.container, name, bytes(stored) if isinstance(stored, memoryview) else stored)
+        with self._cpu:
+            data: bytes | memoryview = pieces[0][1] if len(pieces) == 1 else b"".join(p for _o, p in pieces)
+            # Unpin the segment buffers before the transfer: only the bytes to store stay alive while it waits.
+            pieces.clear()
+            size = len(data)
+            stored = data
+            algo = "none"
+            comp = self.settings.compressor
+            if comp.name != "none":
+                packed = comp.compress(data)
+                if len(packed) < size - size // 64:
+                    stored, algo = packed, comp.name
+            if isinstance(stored, memoryview):
+                stored = bytes(stored)
+            del data
+            entry = ObjectEntry(name, len(stored), size, algo, content_hash(stored))
+        self.store.put_object(self.container, name, stored)
         return entry
 
     def run(self) -> Manifest:
         s = self.settings
-        fps = array.array("Q", bytes(8 * self.nblocks))
+        fps = array.array("Q", [0]) * self.nblocks
         if self.parent is not None:
             keep = self.parent.fps[: self.nblocks]
             fps[: len(keep)] = keep
@@ -263,7 +272,7 @@ class BackupRun:
         changed = self.reader.changed_extents(marker) if marker else None
         reads: collections.deque[cf.Future[_Scanned]] = collections.deque()
         uploads: set[cf.Future[ObjectEntry]] = set()
-        read_pool = cf.ThreadPoolExecutor(s.threads, thread_name_prefix="ashvault-read")
+        read_pool = cf.ThreadPoolExecutor(s.threads + 1, thread_name_prefix="ashvault-read")
         upload_pool = cf.ThreadPoolExecutor(s.transfers, thread_name_prefix="ashvault-put")
 
         def settle(limit: int) -> None:
@@ -285,7 +294,7 @@ class BackupRun:
                 obj_off += len(view)
             uploads.add(upload_pool.submit(self._upload, name, self._pieces))
             self._pieces, self._piece_bytes = [], 0
-            settle(s.transfers + 1)
+            settle(s.transfers)
 
         def handle(res: _Scanned) -> None:
             for first, block_fps in res.fps:
@@ -303,7 +312,7 @@ class BackupRun:
             for plan in plan_segments(self.size, s, data, changed):
                 self.ctx.check()
                 reads.append(read_pool.submit(self._scan, plan))
-                while len(reads) > 2 * s.threads:
+                while len(reads) > s.threads:
                     handle(reads.popleft().result())
             while reads:
                 handle(reads.popleft().result())

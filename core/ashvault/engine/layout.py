@@ -161,7 +161,7 @@ def encode_index(fps: array.array) -> bytes:  # type: ignore[type-arg]
     if sys.byteorder != "little":
         fps = array.array("Q", fps)
         fps.byteswap()
-    return zstandard.ZstdCompressor(level=3).compress(fps.tobytes())
+    return zstandard.ZstdCompressor(level=3).compress(memoryview(fps).cast("B"))
 
 
 def read_index(store: ObjectStore, container: str, manifest: Manifest) -> array.array:  # type: ignore[type-arg]
@@ -169,7 +169,7 @@ def read_index(store: ObjectStore, container: str, manifest: Manifest) -> array.
     entry = manifest.index
     nblocks = -(-manifest.size // manifest.block_size)
     if entry is None:
-        return array.array("Q", bytes(8 * nblocks))
+        return array.array("Q", [0]) * nblocks
     raw = store.get_object(container, entry.name)
     if content_hash(raw) != entry.hash:
         raise exceptions.IntegrityError(backup=manifest.backup_id, object=entry.name, reason="hash mismatch")
