@@ -121,7 +121,9 @@ def test_every_distribution_agrees_with_the_root_setup_cfg() -> None:
         where = dist.relative_to(ROOT)
         for key in ("version", "license"):
             assert cfg["metadata"][key] == root["metadata"][key], f"{where}: {key}"
-        assert cfg["options"]["python_requires"] == root["options"]["python_requires"], where
+        shared = {s.strip() for s in root["options"]["python_requires"].split(",")}
+        own = {s.strip() for s in cfg["options"]["python_requires"].split(",")}
+        assert shared <= own, f"{where}: python_requires may narrow the shared one, never drop it"
         requires = cfg["options"].get("install_requires", "").split()
         if dist.name != "core":
             assert root["options"]["core_requirement"] in requires, f"{where} must require the core's minor version"

@@ -1,0 +1,228 @@
+"""The benchmark cases: the tool comparison, and ashvault-only cases for the issue's other targets.
+
+Every case appends plain-dict records to ``Bench.records``; a failing tool step becomes a record with ``error``
+(the other tools go on), so the report always prints what was measured.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks import measure, tools, volumes
+from benchmarks.volumes import GiB, MiB
+
+
+@dataclass
+class Bench:
+    workdir: str
+    size: int
+    reps: int
+    tool_names: list[str]
+    seed: int = 1
+    sparse_source: bool = False
+    drop: bool = True
+    log: Callable[[str], None] = print
+    records: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, *parts: str) -> str:
+        p = os.path.join(self.workdir, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def cold(self) -> None:
+        if self.drop:
+            measure.drop_caches()
+        else:
+            os.sync()
+
+    def source(self) -> tuple[str, volumes.Layout]:
+        """The generated volume (made once per size/seed/variant and kept in the workdir)."""
+        kind = "sparse" if self.sparse_source else "dense"
+        orig = self.path("volumes", f"mix-{self.size // MiB}M-s{self.seed}-{kind}.img")
+        lay = volumes.layout(self.size, self.seed)
+        if not (os.path.exists(orig) and os.path.getsize(orig) == self.size):
+            self.log(f"generating {orig}")
+            volumes.write_volume(orig + ".tmp", self.size, seed=self.seed, sparse=self.sparse_source)
+            os.replace(orig + ".tmp", orig)
+        return orig, lay
+
+    def fresh_copy(self, orig: str) -> str:
+        vol = self.path("volumes", "volume.img")
+        mode = "always" if self.sparse_source else "never"
+        subprocess.run(["cp", f"--sparse={mode}", orig, vol], check=True)
+        return vol
+
+    def add(self, **rec: Any) -> dict[str, Any]:
+        self.records.append(rec)
+        return rec
+
+
+def compare(b: Bench) -> None:
+    """Full, 1% incremental and restore for every tool, tool order rotating per repetition."""
+    orig, lay = b.source()
+    avail = [tools.ALL[n](b.workdir) for n in b.tool_names]
+    b.info["tools"] = {}
+    runnable = []
+    for t in avail:
+        why = t.unavailable()
+        b.info["tools"][t.name] = {"version": t.version() if why is None else None, "unavailable": why}
+        if why is None:
+            runnable.append(t)
+        else:
+            b.log(f"{t.name}: {why}")
+    b.info["data_bytes"] = lay.data_bytes
+    for rep in range(b.reps):
+        order = runnable[rep % len(runnable):] + runnable[:rep % len(runnable)] if runnable else []
+        vol = b.fresh_copy(orig)
+        failed: set[str] = set()
+        for t in order:
+            try:
+                t.setup(vol)
+            except measure.StepFailed as exc:
+                failed.add(t.name)
+                b.add(case="compare", rep=rep, tool=t.name, op="setup", error=str(exc))
+        full_stored: dict[str, int] = {}
+        want = ""
+        for op in ("full", "incr", "restore"):
+            if op == "incr":
+                volumes.mutate(vol, percent=1.0, seed=7)
+            if op == "restore":
+                want = volumes.sha256_file(vol)
+            for t in order:
+                if t.name in failed:
+                    continue
+                b.cold()
+                try:
+                    rec = _step(b, t, op, vol, rep, want, lay, full_stored)
+                except (measure.StepFailed, KeyError, ValueError, OSError) as exc:
+                    failed.add(t.name)
+                    b.add(case="compare", rep=rep, tool=t.name, op=op, error=str(exc)[:300])
+                    continue
+                b.log(f"rep {rep} {t.name:8s} {op:7s} {rec['seconds']:7.2f} s  rss {rec['rss_mib']:6.1f} MiB  "
+                      f"stored {rec['stored_bytes'] / MiB:8.1f} MiB")
+        for t in order:
+            t.cleanup()
+        os.unlink(vol)
+
+
+def _step(b: Bench, t: tools.Tool, op: str, vol: str, rep: int, want: str, lay: volumes.Layout,
+          full_stored: dict[str, int]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"case": "compare", "rep": rep, "tool": t.name, "op": op}
+    if op == "restore":
+        run, restored = t.restore(vol)
+        rec["verified"] = volumes.sha256_file(restored) == want
+        rec["restored_alloc_bytes"] = measure.allocated(restored)
+        # Holes: nothing allocated beyond the data runs (plus 1% for file-system slack and mutated blocks).
+        rec["holes"] = rec["restored_alloc_bytes"] <= lay.data_bytes + b.size // 100
+        os.unlink(restored)
+    else:
+        run = t.full(vol) if op == "full" else t.incr(vol)
+    rec.update(seconds=run.seconds, cpu_s=run.cpu_s, rss_mib=run.rss_kib / 1024, stored_bytes=t.stored())
+    if op == "full":
+        full_stored[t.name] = rec["stored_bytes"]
+        if isinstance(t, tools.Ashvault):
+            rec["metadata_bytes"] = t.metadata_bytes("full")
+    elif op == "incr":
+        rec["added_bytes"] = rec["stored_bytes"] - full_stored[t.name]
+    return b.add(**rec)
+
+
+def metadata(b: Bench) -> None:
+    """Manifest + index bytes of a full backup per GiB of volume (reuses the comparison's backups when run)."""
+    got = [r["metadata_bytes"] for r in b.records if r.get("case") == "compare" and "metadata_bytes" in r]
+    if not got:
+        orig, _lay = b.source()
+        t = tools.Ashvault(b.workdir)
+        vol = b.fresh_copy(orig)
+        t.setup(vol)
+        t.full(vol)
+        got = [t.metadata_bytes("full")]
+        t.cleanup()
+        os.unlink(vol)
+    per_gib = statistics.median(got) / (b.size / GiB)
+    b.add(case="metadata", tool="ashvault", op="full", bytes_per_gib=per_gib, volume_bytes=b.size)
+    b.log(f"metadata: {per_gib / 1024:.1f} KiB per GiB")
+
+
+def workers(b: Bench) -> None:
+    """Full backup with backup_pipeline_threads = 1 and = 2, alternating, on the comparison's volume."""
+    orig, _lay = b.source()
+    vol = b.fresh_copy(orig)
+    for rep in range(b.reps):
+        for threads in ((1, 2) if rep % 2 == 0 else (2, 1)):
+            t = tools.Ashvault(b.workdir, threads=threads, label=f"ashvault-{threads}t")
+            t.setup(vol)
+            b.cold()
+            run = t.full(vol)
+            b.add(case="workers", rep=rep, tool=t.name, threads=threads, op="full", seconds=run.seconds,
+                  cpu_s=run.cpu_s, rss_mib=run.rss_kib / 1024, volume_bytes=b.size)
+            b.log(f"workers rep {rep} threads {threads}: {run.seconds:.2f} s")
+            t.cleanup()
+    os.unlink(vol)
+
+
+def sparse(b: Bench, big: int = 64 * GiB, data: int = GiB) -> None:
+    """Full backup of a ``big`` sparse file holding ``data`` bytes against a dense file of the same data."""
+    dense = b.path("volumes", f"dense-{data // MiB}M.img")
+    holey = b.path("volumes", f"sparse-{big // GiB}G-{data // MiB}M.img")
+    if not os.path.exists(dense) or os.path.getsize(dense) != data:
+        volumes.write_spread(dense, data, data, seed=b.seed)
+    if not os.path.exists(holey) or os.path.getsize(holey) != big:
+        volumes.write_spread(holey, big, data, seed=b.seed)
+    for rep in range(b.reps):
+        for kind, vol in ((("dense", dense), ("sparse", holey)) if rep % 2 == 0 else
+                          (("sparse", holey), ("dense", dense))):
+            t = tools.Ashvault(b.workdir, label="ashvault-sparse")
+            t.setup(vol)
+            b.cold()
+            run = t.full(vol)
+            b.add(case="sparse", rep=rep, tool="ashvault", kind=kind, op="full", seconds=run.seconds, cpu_s=run.cpu_s,
+                  rss_mib=run.rss_kib / 1024, volume_bytes=os.path.getsize(vol), data_bytes=data)
+            b.log(f"sparse rep {rep} {kind}: {run.seconds:.2f} s")
+            t.cleanup()
+
+
+def big(b: Bench, size: int = 16 * GiB) -> None:
+    """Peak RSS of a full backup and a restore of a ``size`` volume (the mix, zero runs as holes)."""
+    vol = b.path("volumes", f"big-{size // GiB}G.img")
+    if not os.path.exists(vol) or os.path.getsize(vol) != size:
+        b.log(f"generating {vol}")
+        volumes.write_volume(vol + ".tmp", size, seed=b.seed, sparse=True)
+        os.replace(vol + ".tmp", vol)
+    t = tools.Ashvault(b.workdir, label="ashvault-big")
+    t.setup(vol)
+    try:
+        for op in ("full", "restore"):
+            b.cold()
+            if op == "full":
+                run = t.full(vol)
+            else:
+                t.backups["incr"] = t.backups["full"]
+                run, restored = t.restore(vol)
+                os.unlink(restored)
+            b.add(case="big", tool="ashvault", op=op, seconds=run.seconds, cpu_s=run.cpu_s, rss_mib=run.rss_kib / 1024,
+                  volume_bytes=size)
+            b.log(f"big {op}: {run.seconds:.2f} s, peak RSS {run.rss_kib / 1024:.1f} MiB")
+    finally:
+        t.cleanup()
+        if not os.environ.get("BENCH_KEEP_BIG"):
+            os.unlink(vol)
+
+
+CASES: dict[str, Callable[[Bench], None]] = {
+    "compare": compare, "metadata": metadata, "workers": workers, "sparse": sparse, "big": big,
+}
+
+
+def clear(workdir: str) -> None:
+    """Remove the tools' directories an interrupted run left (only those; generated volumes are kept)."""
+    for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
+        if name in tools.ALL or name.startswith("ashvault-"):
+            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)

@@ -1,0 +1,197 @@
+"""The one table (every figure absolute, as a ratio to the cp baseline of the run and to each peer), targets."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.volumes import GiB, MiB
+
+OPS = ("full", "incr", "restore")
+Rec = dict[str, Any]
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cpus": os.cpu_count(), "cpu": model, "memory_gib": round(mem / GiB, 1), "kernel": platform.release(),
+            "python": sys.version.split()[0], "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _ok(recs: list[Rec]) -> list[Rec]:
+    return [r for r in recs if "error" not in r]
+
+
+def _med(vals: list[float]) -> float | None:
+    return statistics.median(vals) if vals else None
+
+
+def ratio(recs: list[Rec], tool: str, other: str, op: str, key: str) -> float | None:
+    """Median over repetitions of tool/other for one figure, pairing runs of the same repetition."""
+    by = {(r["tool"], r["rep"]): r[key] for r in _ok(recs) if r["op"] == op and key in r}
+    vals = [by[(tool, rep)] / by[(other, rep)] for (t, rep) in by if t == tool and (other, rep) in by
+            and by[(other, rep)]]
+    return _med(vals)
+
+
+def summary(recs: list[Rec]) -> dict[str, dict[str, Rec]]:
+    """Medians per tool and op of the comparison."""
+    out: dict[str, dict[str, Rec]] = {}
+    comp = [r for r in recs if r.get("case") == "compare"]
+    for r in comp:
+        out.setdefault(r["tool"], {})
+    for tool in out:
+        for op in OPS:
+            rs = [r for r in _ok(comp) if r["tool"] == tool and r["op"] == op]
+            errs = [r["error"] for r in comp if r["tool"] == tool and r["op"] in (op, "setup") and "error" in r]
+            m: Rec = {"n": len(rs), "errors": errs}
+            for key in ("seconds", "cpu_s", "rss_mib", "stored_bytes", "added_bytes", "restored_alloc_bytes"):
+                vals = [r[key] for r in rs if key in r]
+                if vals:
+                    m[key] = statistics.median(vals)
+            if op == "restore":
+                m["verified"] = f"{sum(bool(r.get('verified')) for r in rs)}/{len(rs)}"
+                m["holes"] = all(r.get("holes") for r in rs) if rs else None
+            out[tool][op] = m
+    return out
+
+
+def _f(v: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def table(recs: list[Rec], size: int) -> str:
+    """Markdown table: per tool and step, time, stored and RSS, each xcp, and time/stored/RSS ratios per peer."""
+    summ = summary(recs)
+    comp = [r for r in recs if r.get("case") == "compare"]
+    tools = list(summ)
+    peers = [t for t in tools if t != "cp"]
+    head = ["step", "tool", "s", "MB/s", "xcp s", "CPU s", "stored MiB", "+MiB (% vol)", "xcp stored", "RSS MiB",
+            *[f"vs {p} (s/stored/RSS)" for p in peers], "restore ok", "holes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for op in OPS:
+        for tool in tools:
+            m = summ[tool][op]
+            if not m["n"]:
+                lines.append(f"| {op} | {tool} | failed: {'; '.join(m['errors'])[:160] or 'not run'} |")
+                continue
+            s = m.get("seconds")
+            added = m.get("added_bytes")
+            vs = []
+            for p in peers:
+                rs = [ratio(comp, tool, p, op, k) for k in ("seconds", "stored_bytes", "rss_mib")]
+                vs.append("·" if p == tool else "/".join(_f(x) for x in rs))
+            row = [op, tool, _f(s), _f(size / 1e6 / s if s else None, "{:.0f}"),
+                   _f(ratio(comp, tool, "cp", op, "seconds")), _f(m.get("cpu_s"), "{:.1f}"),
+                   _f(m.get("stored_bytes", 0) / MiB, "{:.0f}"),
+                   "" if added is None else f"{added / MiB:.0f} ({100 * added / size:.1f}%)",
+                   _f(ratio(comp, tool, "cp", op, "stored_bytes")), _f(m.get("rss_mib"), "{:.0f}"), *vs,
+                   m.get("verified", ""), {True: "yes", False: "no", None: ""}[m.get("holes")]]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def targets(recs: list[Rec], size: int) -> list[tuple[str, str, str, bool | None]]:
+    """(target, limit, measured, met) for each of the issue's targets that this run measured."""
+    comp = [r for r in recs if r.get("case") == "compare"]
+    out: list[tuple[str, str, str, bool | None]] = []
+
+    def add(name: str, limit: str, value: float | None, fmt: str, test: Callable[[float], bool]) -> None:
+        if value is not None:
+            out.append((name, limit, fmt.format(value), test(value)))
+
+    add("full backup xcp", "≤ 1.5", ratio(comp, "ashvault", "cp", "full", "seconds"), "{:.3f}", lambda v: v <= 1.5)
+    add("1% incremental xcp", "≤ 0.75", ratio(comp, "ashvault", "cp", "incr", "seconds"), "{:.3f}",
+        lambda v: v <= 0.75)
+    added = _med([r["added_bytes"] for r in _ok(comp) if r["tool"] == "ashvault" and "added_bytes" in r])
+    add("1% incremental stored, % of volume", "≤ 2%", None if added is None else 100 * added / size, "{:.2f}%",
+        lambda v: v <= 2)
+    add("restore xcp", "≤ 1.2", ratio(comp, "ashvault", "cp", "restore", "seconds"), "{:.3f}", lambda v: v <= 1.2)
+    holes = [r["holes"] for r in _ok(comp) if r["tool"] == "ashvault" and r["op"] == "restore"]
+    if holes:
+        out.append(("restore leaves zero regions as holes", "yes", "yes" if all(holes) else "no", all(holes)))
+    rss = [r["rss_mib"] for r in _ok(recs) if r.get("tool", "").startswith("ashvault") and "rss_mib" in r]
+    big = [r for r in recs if r.get("case") == "big"]
+    if rss:
+        where = f" (incl. {_size(big[0]['volume_bytes'])} volume)" if big else f" ({_size(size)} volume only)"
+        add("peak RSS MiB" + where, "≤ 150", max(rss), "{:.0f}", lambda v: v <= 150)
+    sp = [r for r in recs if r.get("case") == "sparse"]
+    if sp:
+        t = {k: _med([r["seconds"] for r in sp if r["kind"] == k]) for k in ("sparse", "dense")}
+        if t["sparse"] and t["dense"]:
+            big_vol = max(r["volume_bytes"] for r in sp)
+            add(f"full: {_size(big_vol)} sparse / {_size(sp[0]['data_bytes'])} dense", "≤ 2",
+                t["sparse"] / t["dense"], "{:.3f}", lambda v: v <= 2)
+    meta = [r["bytes_per_gib"] for r in recs if r.get("case") == "metadata"]
+    if meta:
+        add("manifest+index KiB per GiB", "≤ 256", meta[0] / 1024, "{:.1f}", lambda v: v <= 256)
+    wk = [r for r in recs if r.get("case") == "workers"]
+    if wk:
+        t1 = _med([r["seconds"] for r in wk if r["threads"] == 1])
+        t2 = _med([r["seconds"] for r in wk if r["threads"] == 2])
+        if t1 and t2:
+            add("full throughput 2 workers / 1", "≥ 1.7", t1 / t2, "{:.3f}", lambda v: v >= 1.7)
+    return out
+
+
+def _size(n: int) -> str:
+    return f"{n / GiB:g} GiB" if n >= GiB else f"{n // MiB} MiB"
+
+
+def extras(recs: list[Rec]) -> list[str]:
+    """One row per ashvault-only case and variant: medians of seconds, throughput and peak RSS."""
+    groups: dict[tuple[str, str], list[Rec]] = {}
+    for r in _ok(recs):
+        if r.get("case") in ("workers", "sparse", "big"):
+            variant = {"workers": f"{r.get('threads')} thread(s)", "sparse": str(r.get("kind"))}.get(r["case"], "")
+            vol = r.get("volume_bytes", 0)
+            groups.setdefault((r["case"], f"{variant} {r['op']}".strip() + (f", {_size(vol)}" if vol else "")),
+                              []).append(r)
+    if not groups:
+        return []
+    rows = ["| case | variant | n | s | CPU s | peak RSS MiB |", "|---|---|---|---|---|---|"]
+    for (case, variant), rs in groups.items():
+        rows.append(f"| {case} | {variant} | {len(rs)} | {_f(_med([r['seconds'] for r in rs]))} | "
+                    f"{_f(_med([r['cpu_s'] for r in rs if 'cpu_s' in r]), '{:.1f}')} | "
+                    f"{_f(max(r['rss_mib'] for r in rs), '{:.0f}')} |")
+    return rows
+
+
+def render(recs: list[Rec], info: dict[str, Any]) -> str:
+    size = info["size"]
+    m = info["machine"]
+    tools = info.get("tools", {})
+    out = [f"# ashvault benchmark, {info['date']}",
+           f"command: `{info['command']}`",
+           f"machine: {m['cpus']} CPU ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
+           f"load average at start {m['loadavg']}",
+           f"volume: {size // MiB} MiB ({'zero runs as holes' if info['sparse_source'] else 'zeros written'}), "
+           f"seed {info['seed']}; {info['reps']} repetition(s), medians; page cache dropped before each step: "
+           f"{'yes' if info['drop_caches'] else 'no'}; seconds include an fsync of what the step wrote"]
+    for name, t in tools.items():
+        out.append(f"- {name}: {t['version'] or t['unavailable']}")
+    if any(r.get("case") == "compare" for r in recs):
+        out += ["", "xcp = ratio to `cp --sparse=always` + fsync in the same repetition; "
+                "'vs X' = this tool's time/stored/RSS divided by X's; +MiB = added by the 1% incremental; "
+                "CPU s = user+sys of the process tree (robust to other tenants' load).", "",
+                table(recs, size)]
+    ex = extras(recs)
+    if ex:
+        out += ["", *ex]
+    tg = targets(recs, size)
+    if tg:
+        out += ["", "| ashvault target | limit | measured | met |", "|---|---|---|---|"]
+        out += [f"| {n} | {lim} | {v} | {'yes' if ok else 'NO'} |" for n, lim, v, ok in tg]
+    errors = sorted({f"{r.get('tool')} {r.get('op')}: {r['error']}" for r in recs if "error" in r})
+    if errors:
+        out += ["", "errors:", *[f"- {e}" for e in errors]]
+    return "\n".join(out) + "\n"
