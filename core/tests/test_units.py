@@ -123,3 +123,29 @@ def test_broken_plugin_is_listed_with_its_reason(tmp_path: pathlib.Path) -> None
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
     assert "broken ashvault-broken False Python module 'some_missing_sdk' is missing" in out
+
+
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+def test_direct_writer_writes_every_byte_aligned_or_not(tmp_path: pathlib.Path, where: str) -> None:
+    from ashvault.directio import ALIGN, STAGE, DirectWriter
+
+    base = tmp_path if where == "disk" else pathlib.Path("/dev/shm")
+    path = base / f"direct-{os.getpid()}-{where}.bin"
+    size = 3 * STAGE + 5 * ALIGN + 123
+    want = bytearray(os.urandom(size))
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.ftruncate(fd, size)
+        out = DirectWriter(fd, str(path))
+        assert out.direct, "ext4 and tmpfs (Linux 6.6 and later) both take O_DIRECT"
+        # aligned and long, unaligned offset, unaligned length, tail
+        out.pwrite(0, memoryview(want)[: 2 * STAGE + ALIGN])
+        out.pwrite(2 * STAGE + ALIGN + 7, memoryview(want)[2 * STAGE + ALIGN + 7 : 2 * STAGE + 3 * ALIGN])
+        out.pwrite(2 * STAGE + ALIGN, bytes(want[2 * STAGE + ALIGN : 2 * STAGE + ALIGN + 7]))
+        out.pwrite(2 * STAGE + 3 * ALIGN, memoryview(want)[2 * STAGE + 3 * ALIGN :])
+        out.close()
+        os.fsync(fd)
+        os.close(fd)
+        assert path.read_bytes() == want
+    finally:
+        path.unlink(missing_ok=True)

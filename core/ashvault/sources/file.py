@@ -12,6 +12,7 @@ import struct
 from collections.abc import Iterator
 
 from ashvault import exceptions
+from ashvault.directio import DirectWriter
 from ashvault.sources import Extent, VolumeReader, VolumeSource, VolumeWriter
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -84,13 +85,10 @@ class FileWriter(VolumeWriter):
         st = os.fstat(self._fd)
         self._regular = self.cheap_reset = stat.S_ISREG(st.st_mode)
         self.size = st.st_size if self._regular else _device_size(self._fd)
+        self._out = DirectWriter(self._fd, path)
 
     def pwrite(self, offset: int, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self._fd, view, offset)
-            view = view[n:]
-            offset += n
+        self._out.pwrite(offset, data)
 
     def zero(self, offset: int, length: int) -> None:
         if length <= 0:
@@ -124,6 +122,7 @@ class FileWriter(VolumeWriter):
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._out.close()
             os.close(self._fd)
             self._fd = -1
 

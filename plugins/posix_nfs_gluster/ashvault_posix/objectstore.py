@@ -7,6 +7,7 @@ import os
 import secrets
 
 from ashvault import exceptions
+from ashvault.directio import DirectWriter
 from ashvault.objectstore import ObjectStore, check_name
 
 _TMP = ".tmp-"
@@ -25,10 +26,13 @@ def _translate(exc: OSError, what: str) -> exceptions.DriverError:
 class PosixObjectStore(ObjectStore):
     """Objects under ``root``. A write goes to a temporary name, is fsynced, then renamed into place."""
 
-    def __init__(self, root: str, *, create_containers: bool = True, fsync: bool = True) -> None:
+    def __init__(
+        self, root: str, *, create_containers: bool = True, fsync: bool = True, direct_io: bool = True
+    ) -> None:
         self.root = os.path.abspath(root)
         self.create_containers = create_containers
         self.fsync = fsync
+        self.direct_io = direct_io
 
     def _container_dir(self, container: str) -> str:
         return os.path.join(self.root, check_name(container, what="container name"))
@@ -82,13 +86,13 @@ class PosixObjectStore(ObjectStore):
         try:
             os.makedirs(directory, mode=0o770, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+            writer = DirectWriter(fd, tmp, enabled=self.direct_io)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                writer.pwrite(0, data)
                 if self.fsync:
                     os.fsync(fd)
             finally:
+                writer.close()
                 os.close(fd)
             os.rename(tmp, path)
             self._fsync_dir(directory)

@@ -25,4 +25,5 @@ class PosixBackupDriver(ChunkedBackupDriver):
             self.options.path,
             create_containers=self.conf.backup_create_containers,
             fsync=self.options.fsync,
+            direct_io=self.options.direct_io,
         )
