@@ -69,7 +69,7 @@ class _Scanned:
     plan: _Plan
     fps: list[tuple[int, list[int]]]
     cuts: list[tuple[int, int]]
-    runs: list[tuple[int, memoryview]]
+    runs: list[tuple[int, bytes | memoryview]]
     read: int
 
 
@@ -173,7 +173,7 @@ class BackupRun:
         self._zero_fp = {self.bs: fingerprint(bytes(self.bs))}
         self._zeros = bytes(self.settings.object_size)
         self._seq = 0
-        self._pieces: list[tuple[int, memoryview]] = []
+        self._pieces: list[tuple[int, bytes | memoryview]] = []
         self._piece_bytes = 0
         self._new_extents: list[tuple[int, int, str, int]] = []
         self._new_objects: dict[str, ObjectEntry] = {}
@@ -211,12 +211,12 @@ class BackupRun:
                             block = view[j * bs : (j + 1) * bs]
                             fp = fingerprint(block)
                             fps[j] = 0 if fp == self._zero_fp_for(len(block)) else fp
-                    self._collect(out, first, fps, view, off)
+                    self._collect(out, first, fps, buf, off)
                     continue
             self._collect(out, first, fps, None, off)
         return out
 
-    def _collect(self, out: _Scanned, first: int, fps: list[int], view: memoryview | None, off: int) -> None:
+    def _collect(self, out: _Scanned, first: int, fps: list[int], buf: bytes | None, off: int) -> None:
         out.fps.append((first, fps))
         bs = self.bs
         run_start = cut_start = -1
@@ -234,14 +234,18 @@ class BackupRun:
             if data and run_start < 0:
                 run_start = j
             elif not data and run_start >= 0:
-                assert view is not None
-                a, b = run_start * bs, min(len(view), j * bs)
-                piece = view[a:b]
-                # A small run must not pin its whole segment buffer while it waits in a pack.
-                out.runs.append((off + a, piece if 2 * (b - a) >= len(view) else memoryview(bytes(piece))))
+                assert buf is not None
+                a, b = run_start * bs, min(len(buf), j * bs)
+                if a == 0 and b == len(buf):
+                    out.runs.append((off, buf))
+                elif 2 * (b - a) >= len(buf):
+                    out.runs.append((off + a, memoryview(buf)[a:b]))
+                else:
+                    # A small run must not pin its whole segment buffer while it waits in a pack.
+                    out.runs.append((off + a, buf[a:b]))
                 run_start = -1
 
-    def _upload(self, name: str, pieces: list[tuple[int, memoryview]]) -> ObjectEntry:
+    def _upload(self, name: str, pieces: list[tuple[int, bytes | memoryview]]) -> ObjectEntry:
         with self._cpu:
             data: bytes | memoryview = pieces[0][1] if len(pieces) == 1 else b"".join(p for _o, p in pieces)
             # Unpin the segment buffers before the transfer: only the bytes to store stay alive while it waits.
