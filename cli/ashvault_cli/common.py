@@ -23,6 +23,13 @@ class Base:
     def api(self) -> API:
         return self.app.api  # type: ignore[no-any-return]
 
+    def get_epilog(self) -> str:
+        # cliff names the distribution of a plugin's command by scanning every installed one (50 ms a command);
+        # our own commands need no such line.
+        if type(self).__module__.split(".")[0] == "ashvault_cli":
+            return getattr(self, "_epilog", None) or ""
+        return super().get_epilog()  # type: ignore[misc,no-any-return]
+
     def run(self, parsed_args: argparse.Namespace) -> int:
         try:
             return super().run(parsed_args)  # type: ignore[misc,no-any-return]
