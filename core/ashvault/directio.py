@@ -17,14 +17,17 @@ import threading
 
 ALIGN = 4096
 STAGE = 1 << 20
-"""Bytes staged per ``O_DIRECT`` write: one such buffer per writing thread."""
+"""Bytes staged per ``O_DIRECT`` write by default: one such buffer per writing thread."""
 _local = threading.local()
 
 
-def _stage() -> mmap.mmap:
-    buf: mmap.mmap | None = getattr(_local, "buf", None)
+def _stage(size: int) -> mmap.mmap:
+    bufs: dict[int, mmap.mmap] | None = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    buf = bufs.get(size)
     if buf is None:
-        buf = _local.buf = mmap.mmap(-1, STAGE)
+        buf = bufs[size] = mmap.mmap(-1, size)
     return buf
 
 
@@ -42,8 +45,9 @@ class DirectWriter:
     extra ``O_DIRECT`` descriptor. Raises ``OSError`` as ``os.pwrite`` does.
     """
 
-    def __init__(self, fd: int, path: str, *, enabled: bool = True) -> None:
+    def __init__(self, fd: int, path: str, *, enabled: bool = True, stage: int = STAGE) -> None:
         self.fd = fd
+        self.stage = stage
         self._direct = -1
         if enabled and hasattr(os, "O_DIRECT"):
             try:
@@ -60,10 +64,10 @@ class DirectWriter:
         view = memoryview(data).cast("B")
         aligned = len(view) - len(view) % ALIGN
         if self._direct >= 0 and offset % ALIGN == 0 and aligned:
-            stage = _stage()
+            stage = _stage(self.stage)
             try:
-                for pos in range(0, aligned, STAGE):
-                    n = min(STAGE, aligned - pos)
+                for pos in range(0, aligned, self.stage):
+                    n = min(self.stage, aligned - pos)
                     stage[:n] = view[pos : pos + n]
                     _write_all(self._direct, memoryview(stage)[:n], offset + pos)
             except OSError as exc:

@@ -85,7 +85,8 @@ class FileWriter(VolumeWriter):
         st = os.fstat(self._fd)
         self._regular = self.cheap_reset = stat.S_ISREG(st.st_mode)
         self.size = st.st_size if self._regular else _device_size(self._fd)
-        self._out = DirectWriter(self._fd, path)
+        # Restores run few writers, each with a whole object to write: larger writes keep the device busier.
+        self._out = DirectWriter(self._fd, path, stage=4 << 20)
 
     def pwrite(self, offset: int, data: bytes | memoryview) -> None:
         self._out.pwrite(offset, data)
