@@ -7,10 +7,13 @@ and 20 MB/s; this one is about 3.1:1 under zlib-6 (3.3:1 under zstd-3) and about
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from dataclasses import dataclass
+
+from ashvault.testing.volumes import mutate, sha256_file
+
+__all__ = ["mutate", "sha256_file"]  # the core's mutator and checksum, shared with its tests
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -92,26 +95,3 @@ def write_spread(path: str, size: int, data: int, *, seed: int = 1) -> int:
         f.flush()
         os.fsync(f.fileno())
     return runs * RUN
-
-
-def mutate(path: str, *, percent: float = 1.0, seed: int = 7, block: int = BLOCK) -> list[int]:
-    """Overwrite ``percent`` % of the ``block``-sized blocks at scattered offsets with new random bytes; fsync."""
-    rnd = random.Random(f"mutate:{seed}")
-    nblocks = os.path.getsize(path) // block
-    picked = sorted(rnd.sample(range(nblocks), max(1, round(nblocks * percent / 100))))
-    with open(path, "r+b") as f:
-        for b in picked:
-            f.seek(b * block)
-            f.write(rnd.randbytes(block))
-        f.flush()
-        os.fsync(f.fileno())
-    return picked
-
-
-def sha256_file(path: str) -> str:
-    """sha256 of a file, read with ``f.read`` (fast path: see performance.md, pitfall 1)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 * MiB):
-            h.update(chunk)
-    return h.hexdigest()
