@@ -11,9 +11,9 @@ import os
 import random
 from dataclasses import dataclass
 
-from ashvault.testing.volumes import mutate, sha256_file
-
-__all__ = ["mutate", "sha256_file"]  # the core's mutator and checksum, shared with its tests
+# The core's mutator and checksum, the ones its own tests use.
+from ashvault.testing.volumes import mutate as mutate
+from ashvault.testing.volumes import sha256_file as sha256_file
 
 MiB = 1 << 20
 GiB = 1 << 30
