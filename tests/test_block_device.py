@@ -16,13 +16,14 @@ from ashvault.testing import volumes
 
 @pytest.fixture
 def loop_device(tmp_path: pathlib.Path) -> Iterator[str]:
+    ci = os.environ.get("CI") == "true"
     if os.geteuid() != 0 or shutil.which("losetup") is None:
-        pytest.skip("loop devices need root and losetup")
+        (pytest.fail if ci else pytest.skip)("loop devices need root and losetup")
     backing = tmp_path / "backing.img"
     volumes.write_mixed(str(backing), 32 * MiB, seed=91, run=MiB)
     dev = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True, text=True)
     if dev.returncode != 0:
-        pytest.skip(f"no loop device: {dev.stderr.strip()}")
+        (pytest.fail if ci else pytest.skip)(f"no loop device: {dev.stderr.strip()}")
     try:
         yield dev.stdout.strip()
     finally:
