@@ -73,3 +73,14 @@ def one_line_error(res: Result) -> str:
     return lines[0]
 
 
+
+
+def register_volumes(av: Ashvault, directory: pathlib.Path, count: int, size: int, *, seed: int) -> list[str]:
+    """``count`` mixed-data volumes ``v0``, ``v1``, ... registered with ``av``; returns their paths."""
+    paths = []
+    for n in range(count):
+        path = str(directory / f"v{n}.img")
+        volumes.write_mixed(path, size, seed=seed + n, run=MiB)
+        av.j("volume", "register", f"v{n}", path)
+        paths.append(path)
+    return paths

@@ -7,7 +7,7 @@ import pathlib
 import signal
 import time
 
-from clitools import Ashvault, MiB, one_line_error, sha256
+from clitools import Ashvault, MiB, one_line_error, register_volumes, sha256
 
 from ashvault.testing import volumes
 
@@ -74,12 +74,7 @@ def test_force_delete_stops_a_running_backup(av: Ashvault, tmp_path: pathlib.Pat
 
 
 def test_two_backups_at_the_same_moment(av: Ashvault, tmp_path: pathlib.Path) -> None:
-    paths = []
-    for n in range(2):
-        p = str(tmp_path / f"v{n}.img")
-        volumes.write_mixed(p, 48 * MiB, seed=50 + n, run=MiB)
-        av.j("volume", "register", f"v{n}", p)
-        paths.append(p)
+    paths = register_volumes(av, tmp_path, 2, 48 * MiB, seed=50)
     procs = [av.popen("backup", "create", f"v{n}", "-f", "json") for n in range(2)]
     for proc in procs:
         _out, err = proc.communicate(timeout=300)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from clitools import Ashvault, MiB, sha256
+from clitools import Ashvault, MiB, register_volumes, sha256
 
 from ashvault.testing import volumes
 
@@ -38,12 +38,7 @@ def pg_url() -> Iterator[str]:
 
 def test_catalog_on_postgresql(tmp_path: pathlib.Path, pg_url: str) -> None:
     av = Ashvault(tmp_path, f"[database]\nconnection = {pg_url}\n")
-    paths = []
-    for n in range(2):
-        p = str(tmp_path / f"v{n}.img")
-        volumes.write_mixed(p, 24 * MiB, seed=80 + n, run=MiB)
-        av.j("volume", "register", f"v{n}", p)
-        paths.append(p)
+    paths = register_volumes(av, tmp_path, 2, 24 * MiB, seed=80)
     assert not (av.state / "ashvault.sqlite").exists(), "the catalog went to PostgreSQL"
     procs = [av.popen("backup", "create", f"v{n}") for n in range(2)]
     for proc in procs:
