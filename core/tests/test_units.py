@@ -149,3 +149,64 @@ def test_direct_writer_writes_every_byte_aligned_or_not(tmp_path: pathlib.Path, 
         assert path.read_bytes() == want
     finally:
         path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+def test_direct_reader_reads_any_range_as_ordinary_reads_do(tmp_path: pathlib.Path, where: str) -> None:
+    from ashvault.directio import ALIGN, DirectReader, address
+
+    base = tmp_path if where == "disk" else pathlib.Path("/dev/shm")
+    path = base / f"direct-read-{os.getpid()}-{where}.bin"
+    size = 4 * ALIGN * 16 + 123
+    want = os.urandom(size)
+    path.write_bytes(want)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        reader = DirectReader(fd, str(path))
+        assert reader.direct
+        ranges = [(0, 8 * ALIGN), (ALIGN, 3 * ALIGN), (5, 100), (ALIGN - 1, ALIGN + 2), (size - 200, 200),
+                  (size - 200, 5000), (size, 10), (size + ALIGN, ALIGN), (3 * ALIGN, 0)]
+        for offset, length in ranges:
+            got = reader.pread(offset, length)
+            assert bytes(got) == want[offset : offset + length], (offset, length)
+        aligned = reader.pread(2 * ALIGN, 4 * ALIGN)
+        assert address(aligned) is not None and address(aligned) % ALIGN == 0
+        reader.use_direct = False
+        assert reader.pread(5, 100) == want[5:105]
+        reader.close()
+        os.close(fd)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_is_zero_sees_one_byte_anywhere() -> None:
+    from ashvault.directio import aligned_buffer, is_zero
+
+    size = (1 << 20) * 2 + 4097
+    for make in (bytes, lambda n: aligned_buffer(n), lambda n: memoryview(bytes(n)), bytearray):
+        assert is_zero(make(size)) and is_zero(make(0))
+        for pos in (0, 4096, (1 << 20) + 1, size - 1):
+            buf = bytearray(size)
+            buf[pos] = 1
+            data = make(size)
+            if isinstance(data, bytes):
+                data = bytes(buf)
+            elif isinstance(data, memoryview) and data.readonly:
+                data = memoryview(bytes(buf))
+            else:
+                data[:] = buf
+            assert not is_zero(data), (make, pos)
+
+
+def test_compression_probe_skips_random_data_only() -> None:
+    from ashvault.engine.compression import get_compressor
+
+    comp = get_compressor("zstd")
+    words = [b"alpha ", b"beta ", b"gamma ", b"delta ", b"epsilon "]
+    text = b"".join(words[b % 5] for b in os.urandom(1 << 20))[: 1 << 20]
+    noise = os.urandom(1 << 20)
+    assert comp.worth_compressing(text)
+    assert not comp.worth_compressing(noise)
+    assert comp.worth_compressing(noise[:1000]), "too small to judge: compressed as before"
+    # Half noise, half text: a sample lands in the text, so the object is compressed.
+    assert comp.worth_compressing(noise[: 1 << 19] + text[: 1 << 19])

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from ashvault import exceptions
+from ashvault.directio import is_zero
 from ashvault.driver import BackupInfo, JobContext
 from ashvault.engine import extents as ext
 from ashvault.engine.compression import Compressor
@@ -171,7 +172,6 @@ class BackupRun:
         self.bs = self.settings.block_size
         self.nblocks = -(-self.size // self.bs)
         self._zero_fp = {self.bs: fingerprint(bytes(self.bs))}
-        self._zeros = bytes(self.settings.object_size)
         self._seq = 0
         self._pieces: list[tuple[int, bytes | memoryview]] = []
         self._piece_bytes = 0
@@ -204,7 +204,7 @@ class BackupRun:
                 if len(buf) != length:
                     raise exceptions.InvalidVolume(reason=f"{self.reader.location} shrank while being read")
                 out.read += length
-                if buf != (self._zeros[:length] if length != len(self._zeros) else self._zeros):
+                if not is_zero(buf):
                     view = memoryview(buf)
                     with self._cpu:
                         for j in range(count):
@@ -216,7 +216,7 @@ class BackupRun:
             self._collect(out, first, fps, None, off)
         return out
 
-    def _collect(self, out: _Scanned, first: int, fps: list[int], buf: bytes | None, off: int) -> None:
+    def _collect(self, out: _Scanned, first: int, fps: list[int], buf: bytes | memoryview | None, off: int) -> None:
         out.fps.append((first, fps))
         bs = self.bs
         run_start = cut_start = -1
@@ -242,7 +242,7 @@ class BackupRun:
                     out.runs.append((off + a, memoryview(buf)[a:b]))
                 else:
                     # A small run must not pin its whole segment buffer while it waits in a pack.
-                    out.runs.append((off + a, buf[a:b]))
+                    out.runs.append((off + a, bytes(memoryview(buf)[a:b])))
                 run_start = -1
 
     def _upload(self, name: str, pieces: list[tuple[int, bytes | memoryview]]) -> ObjectEntry:
@@ -254,7 +254,7 @@ class BackupRun:
             stored = data
             algo = "none"
             comp = self.settings.compressor
-            if comp.name != "none":
+            if comp.name != "none" and comp.worth_compressing(data):
                 packed = comp.compress(data)
                 if len(packed) < size - size // 64:
                     stored, algo = packed, comp.name
@@ -271,6 +271,7 @@ class BackupRun:
         if self.parent is not None:
             keep = self.parent.fps[: self.nblocks]
             fps[: len(keep)] = keep
+        self.reader.advise(incremental=self.parent is not None)
         data = self.reader.data_extents()
         marker = self.parent.manifest.source_marker if self.parent is not None else None
         changed = self.reader.changed_extents(marker) if marker else None

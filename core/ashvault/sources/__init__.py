@@ -24,8 +24,18 @@ class VolumeReader(abc.ABC):
     location: str
 
     @abc.abstractmethod
-    def pread(self, offset: int, length: int) -> bytes:
-        """Read ``length`` bytes at ``offset``; short only at the end of the volume. Raises ``OSError``."""
+    def pread(self, offset: int, length: int) -> bytes | memoryview:
+        """Read ``length`` bytes at ``offset``; short only at the end of the volume. Raises ``OSError``.
+
+        The result may be a view of a buffer the reader will not touch again; the engine may keep it.
+        """
+
+    def advise(self, *, incremental: bool) -> None:
+        """How the engine is about to read; a reader may choose its I/O path from it, and the default ignores it.
+
+        An incremental mostly hashes what it reads, so the disk is the bound and bandwidth matters most; a full
+        backup compresses what it reads, so CPU is the bound and cheap reads matter most.
+        """
 
     def data_extents(self) -> Iterable[Extent] | None:
         """The regions that may hold data, in order; the rest reads as zeros and need not be read.

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterator
 
 from ashvault import exceptions
-from ashvault.directio import DirectWriter
+from ashvault.directio import DirectReader, DirectWriter
 from ashvault.sources import Extent, VolumeReader, VolumeSource, VolumeWriter
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -44,9 +44,15 @@ class FileReader(VolumeReader):
         st = os.fstat(self._fd)
         self._regular = stat.S_ISREG(st.st_mode)
         self.size = st.st_size if self._regular else _device_size(self._fd)
+        self._in = DirectReader(self._fd, path)
 
-    def pread(self, offset: int, length: int) -> bytes:
-        return os.pread(self._fd, length, offset)
+    def pread(self, offset: int, length: int) -> bytes | memoryview:
+        return self._in.pread(offset, length)
+
+    def advise(self, *, incremental: bool) -> None:
+        # Measured on 2-vCPU VMs (FORMAT.md): page-cache readahead read up to 1.9 GB/s but its copies cost 0.2-1.4
+        # CPU seconds per GiB; O_DIRECT read about 1 GB/s for 0.06.
+        self._in.use_direct = not incremental
 
     def data_extents(self) -> Iterator[Extent] | None:
         if not self._regular:
@@ -71,6 +77,7 @@ class FileReader(VolumeReader):
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._in.close()
             os.close(self._fd)
             self._fd = -1
 
