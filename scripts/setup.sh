@@ -39,3 +39,6 @@ if [ "${1:-}" = "--all" ]; then
 else
     pip_install "${dists[@]}"
 fi
+# Editable installs leave our own modules uncompiled, and with PYTHONDONTWRITEBYTECODE set (as on CI machines)
+# every command would compile them again.
+.venv/bin/python -m compileall -q core/ashvault cli/ashvault_cli plugins/*/ashvault_* >/dev/null
