@@ -152,7 +152,11 @@ def metadata(b: Bench) -> None:
 
 
 def workers(b: Bench) -> None:
-    """Full backup with backup_pipeline_threads = 1 and = 2, alternating, on the comparison's volume."""
+    """Full backup with backup_pipeline_threads = 1 and = 2, alternating, on the comparison's volume.
+
+    Each repetition also measures the two floors no number of workers can go below: reading the volume with
+    ``O_DIRECT`` as the backup does (``dd iflag=direct``), and the command's start-up (``backup list``).
+    """
     orig, _lay = b.source()
     vol = b.fresh_copy(orig)
     for rep in range(b.reps):
@@ -164,7 +168,16 @@ def workers(b: Bench) -> None:
             b.add(case="workers", rep=rep, tool=t.name, threads=threads, op="full", seconds=run.seconds,
                   cpu_s=run.cpu_s, rss_mib=run.rss_kib / 1024, volume_bytes=b.size)
             b.log(f"workers rep {rep} threads {threads}: {run.seconds:.2f} s")
+            if threads == 2:
+                start = t.cli("backup", "list", "-f", "value")
+                b.add(case="workers", rep=rep, tool=t.name, variant="floor: start-up", op="(backup list)",
+                      seconds=start.seconds, cpu_s=start.cpu_s, rss_mib=start.rss_kib / 1024)
             t.cleanup()
+        b.cold()
+        read = measure.run(["dd", f"if={vol}", "of=/dev/null", "bs=4M", "iflag=direct", "status=none"])
+        b.add(case="workers", rep=rep, tool="dd", variant="floor: O_DIRECT read", op="of the volume", seconds=read.seconds,
+              cpu_s=read.cpu_s, rss_mib=read.rss_kib / 1024, volume_bytes=b.size)
+        b.log(f"workers rep {rep} floors: direct read {read.seconds:.2f} s, start-up {start.seconds:.2f} s")
     os.unlink(vol)
 
 
