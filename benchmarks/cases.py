@@ -175,8 +175,8 @@ def workers(b: Bench) -> None:
             t.cleanup()
         b.cold()
         read = measure.run(["dd", f"if={vol}", "of=/dev/null", "bs=4M", "iflag=direct", "status=none"])
-        b.add(case="workers", rep=rep, tool="dd", variant="floor: O_DIRECT read", op="of the volume", seconds=read.seconds,
-              cpu_s=read.cpu_s, rss_mib=read.rss_kib / 1024, volume_bytes=b.size)
+        b.add(case="workers", rep=rep, tool="dd", variant="floor: O_DIRECT read", op="of the volume",
+              seconds=read.seconds, cpu_s=read.cpu_s, rss_mib=read.rss_kib / 1024, volume_bytes=b.size)
         b.log(f"workers rep {rep} floors: direct read {read.seconds:.2f} s, start-up {start.seconds:.2f} s")
     os.unlink(vol)
 
