@@ -6,10 +6,13 @@ Every case appends plain-dict records to ``Bench.records``; a failing tool step 
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import statistics
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,8 +157,9 @@ def metadata(b: Bench) -> None:
 def workers(b: Bench) -> None:
     """Full backup with backup_pipeline_threads = 1 and = 2, alternating, on the comparison's volume.
 
-    Each repetition also measures the two floors no number of workers can go below: reading the volume with
-    ``O_DIRECT`` as the backup does (``dd iflag=direct``), and the command's start-up (``backup list``).
+    Each repetition also measures the floors no number of workers can go below: reading the volume with
+    ``O_DIRECT`` as the backup does (``dd iflag=direct``), writing as many bytes as the backup stored with
+    ``O_DIRECT``, and the command's start-up (``backup list``); and how far compression and hashing alone scale.
     """
     orig, _lay = b.source()
     vol = b.fresh_copy(orig)
@@ -169,6 +173,7 @@ def workers(b: Bench) -> None:
                   cpu_s=run.cpu_s, rss_mib=run.rss_kib / 1024, volume_bytes=b.size)
             b.log(f"workers rep {rep} threads {threads}: {run.seconds:.2f} s")
             if threads == 2:
+                stored = t.stored()
                 start = t.cli("backup", "list", "-f", "value")
                 b.add(case="workers", rep=rep, tool=t.name, variant="floor: start-up", op="(backup list)",
                       seconds=start.seconds, cpu_s=start.cpu_s, rss_mib=start.rss_kib / 1024)
@@ -177,8 +182,61 @@ def workers(b: Bench) -> None:
         read = measure.run(["dd", f"if={vol}", "of=/dev/null", "bs=4M", "iflag=direct", "status=none"])
         b.add(case="workers", rep=rep, tool="dd", variant="floor: O_DIRECT read", op="of the volume",
               seconds=read.seconds, cpu_s=read.cpu_s, rss_mib=read.rss_kib / 1024, volume_bytes=b.size)
-        b.log(f"workers rep {rep} floors: direct read {read.seconds:.2f} s, start-up {start.seconds:.2f} s")
+        b.cold()
+        write = direct_write_seconds(b.path("repo-floor.bin"), stored)
+        b.add(case="workers", rep=rep, tool="python", variant="floor: O_DIRECT write", op="of the stored bytes",
+              seconds=write, rss_mib=0.0, volume_bytes=stored)
+        b.log(f"workers rep {rep} floors: direct read {read.seconds:.2f} s, direct write {write:.2f} s, "
+              f"start-up {start.seconds:.2f} s")
+        scaling = cpu_scaling()
+        b.add(case="cpu-scaling", rep=rep, ratio=scaling)
+        b.log(f"workers rep {rep} compression and hashing alone, 2 threads / 1: {scaling:.2f}")
     os.unlink(vol)
+
+
+def direct_write_seconds(path: str, nbytes: int) -> float:
+    """Seconds to write ``nbytes`` of random data to a new file with ``O_DIRECT`` in 4 MiB writes, then fsync."""
+    buf = mmap.mmap(-1, 4 * MiB)
+    buf.write(os.urandom(4 * MiB))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+    try:
+        start = time.perf_counter()
+        for off in range(0, nbytes, 4 * MiB):
+            os.pwrite(fd, buf, off)
+        os.fsync(fd)
+        return time.perf_counter() - start
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def cpu_scaling(runs: int = 16) -> float:
+    """Throughput of the engine's own compression and hashing on two threads over one, with no I/O and no pipeline.
+
+    zstd and BLAKE3 release the GIL, so this is how far two CPUs of this machine scale on the backup's CPU work:
+    the ceiling for the workers ratio.
+    """
+    from ashvault.engine.compression import get_compressor
+    from ashvault.engine.layout import content_hash
+
+    vocab = volumes._vocabulary(1)
+    data = [volumes.run_bytes(1, i, "t", volumes.RUN, vocab) for i in range(runs)]
+    comp = get_compressor("zstd")
+
+    def work() -> None:
+        for run in data:
+            content_hash(comp.compress(run))
+
+    rate = {}
+    for n in (1, 2, 2, 1):
+        threads = [threading.Thread(target=work) for _ in range(n)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rate.setdefault(n, []).append(n / (time.perf_counter() - start))
+    return statistics.median(rate[2]) / statistics.median(rate[1])
 
 
 def sparse(b: Bench, big: int = 64 * GiB, data: int = GiB) -> None:
