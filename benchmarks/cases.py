@@ -161,7 +161,7 @@ def workers(b: Bench) -> None:
     ``O_DIRECT`` as the backup does (``dd iflag=direct``), writing as many bytes as the backup stored with
     ``O_DIRECT``, and the command's start-up (``backup list``); and how far compression and hashing alone scale.
     """
-    orig, _lay = b.source()
+    orig, lay = b.source()
     vol = b.fresh_copy(orig)
     for rep in range(b.reps):
         for threads in ((1, 2) if rep % 2 == 0 else (2, 1)):
@@ -174,6 +174,10 @@ def workers(b: Bench) -> None:
             b.log(f"workers rep {rep} threads {threads}: {run.seconds:.2f} s")
             if threads == 2:
                 stored = t.stored()
+                b.cold()
+                objects = read_tree_seconds(t.repo)
+                b.add(case="workers", rep=rep, tool="python", variant="restore floor: read", op="the backup's files",
+                      seconds=objects, rss_mib=0.0, volume_bytes=stored)
                 start = t.cli("backup", "list", "-f", "value")
                 b.add(case="workers", rep=rep, tool=t.name, variant="floor: start-up", op="(backup list)",
                       seconds=start.seconds, cpu_s=start.cpu_s, rss_mib=start.rss_kib / 1024)
@@ -186,12 +190,27 @@ def workers(b: Bench) -> None:
         write = direct_write_seconds(b.path("repo-floor.bin"), stored)
         b.add(case="workers", rep=rep, tool="python", variant="floor: O_DIRECT write", op="of the stored bytes",
               seconds=write, rss_mib=0.0, volume_bytes=stored)
+        b.cold()
+        data = direct_write_seconds(b.path("restore-floor.bin"), lay.data_bytes)
+        b.add(case="workers", rep=rep, tool="python", variant="restore floor: O_DIRECT write", op="of the data",
+              seconds=data, rss_mib=0.0, volume_bytes=lay.data_bytes)
         b.log(f"workers rep {rep} floors: direct read {read.seconds:.2f} s, direct write {write:.2f} s, "
-              f"start-up {start.seconds:.2f} s")
+              f"start-up {start.seconds:.2f} s; restore: read {objects:.2f} s, write {data:.2f} s")
         scaling = cpu_scaling()
         b.add(case="cpu-scaling", rep=rep, ratio=scaling)
         b.log(f"workers rep {rep} compression and hashing alone, 2 threads / 1: {scaling:.2f}")
     os.unlink(vol)
+
+
+def read_tree_seconds(top: str) -> float:
+    """Seconds to read every file under ``top`` through the page cache, one after the other."""
+    start = time.perf_counter()
+    for d, _sub, files in os.walk(top):
+        for name in files:
+            with open(os.path.join(d, name), "rb", buffering=0) as f:
+                while f.read(4 * MiB):
+                    pass
+    return time.perf_counter() - start
 
 
 def direct_write_seconds(path: str, nbytes: int) -> float:

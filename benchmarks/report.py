@@ -159,6 +159,15 @@ def workers_floor(recs: list[Rec]) -> list[str]:
                f"stores ({write:.2f} s), plus starting the command ({start:.2f} s) = {floor:.2f} s. With the 1-worker "
                f"time measured, {t1 / floor:.2f} is the best 2/1 ratio that floor allows; 2 workers took "
                f"{t2 / floor:.2f}x the floor."]
+    objects = _med([r["seconds"] for r in wk if r.get("variant") == "restore floor: read"])
+    data = _med([r["seconds"] for r in wk if r.get("variant") == "restore floor: O_DIRECT write"])
+    cp = _med([r["seconds"] for r in recs if r.get("case") == "compare" and r.get("tool") == "cp"
+               and r.get("op") == "restore" and "error" not in r])
+    if objects and data:
+        rfloor = objects + data + start
+        out.append(f"Floor of a restore on this disk: reading the backup's files ({objects:.2f} s), then writing the "
+                   f"volume's data with O_DIRECT ({data:.2f} s), plus start-up ({start:.2f} s) = {rfloor:.2f} s"
+                   + (f", {rfloor / cp:.2f}x the copy's restore in this run." if cp else "."))
     if cpu:
         out.append(f"The engine's compression and hashing alone (no I/O, no pipeline, no GIL held) ran {cpu:.2f}x "
                    "faster on 2 threads than on 1 here: the most 2 workers can gain on this machine's CPUs.")
