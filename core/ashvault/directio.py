@@ -79,20 +79,15 @@ def _write_all(fd: int, view: memoryview, offset: int) -> None:
         offset += n
 
 
-class DirectWriter:
-    """Positional writes to one open file: the aligned part through ``O_DIRECT``, the rest through ``fd``.
+class _DirectFile:
+    """An extra ``O_DIRECT`` descriptor beside the caller's ``fd``, or none where ``O_DIRECT`` is off or refused."""
 
-    ``fd`` stays owned by the caller (it is the descriptor to fsync and close); :meth:`close` closes only the
-    extra ``O_DIRECT`` descriptor. Raises ``OSError`` as ``os.pwrite`` does.
-    """
-
-    def __init__(self, fd: int, path: str, *, enabled: bool = True, stage: int = STAGE) -> None:
+    def __init__(self, fd: int, path: str, flags: int, *, enabled: bool) -> None:
         self.fd = fd
-        self.stage = stage
         self._direct = -1
         if enabled and hasattr(os, "O_DIRECT"):
             try:
-                self._direct = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+                self._direct = os.open(path, flags | os.O_DIRECT | os.O_CLOEXEC)
             except OSError as exc:
                 if exc.errno not in _REFUSED:
                     raise
@@ -100,6 +95,24 @@ class DirectWriter:
     @property
     def direct(self) -> bool:
         return self._direct >= 0
+
+    def close(self) -> None:
+        """Close the ``O_DIRECT`` descriptor; ``fd`` stays the caller's."""
+        if self._direct >= 0:
+            os.close(self._direct)
+            self._direct = -1
+
+
+class DirectWriter(_DirectFile):
+    """Positional writes to one open file: the aligned part through ``O_DIRECT``, the rest through ``fd``.
+
+    ``fd`` stays owned by the caller (it is the descriptor to fsync and close); :meth:`close` closes only the
+    extra ``O_DIRECT`` descriptor. Raises ``OSError`` as ``os.pwrite`` does.
+    """
+
+    def __init__(self, fd: int, path: str, *, enabled: bool = True, stage: int = STAGE) -> None:
+        super().__init__(fd, path, os.O_WRONLY, enabled=enabled)
+        self.stage = stage
 
     def pwrite(self, offset: int, data: bytes | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -121,13 +134,8 @@ class DirectWriter:
             view, offset = view[aligned:], offset + aligned
         _write_all(self.fd, view, offset)
 
-    def close(self) -> None:
-        if self._direct >= 0:
-            os.close(self._direct)
-            self._direct = -1
 
-
-class DirectReader:
+class DirectReader(_DirectFile):
     """Positional reads of one open file through ``O_DIRECT``, into fresh page-aligned buffers.
 
     ``fd`` stays owned by the caller and serves the reads when ``O_DIRECT`` is refused; :meth:`close` closes only
@@ -135,20 +143,9 @@ class DirectReader:
     """
 
     def __init__(self, fd: int, path: str, *, enabled: bool = True) -> None:
-        self.fd = fd
+        super().__init__(fd, path, os.O_RDONLY, enabled=enabled)
         self.use_direct = True
         """Cleared to read through the page cache (and its readahead) for a while; the descriptor stays open."""
-        self._direct = -1
-        if enabled and hasattr(os, "O_DIRECT"):
-            try:
-                self._direct = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
-            except OSError as exc:
-                if exc.errno not in _REFUSED:
-                    raise
-
-    @property
-    def direct(self) -> bool:
-        return self._direct >= 0
 
     def pread(self, offset: int, length: int) -> bytes | memoryview:
         """``length`` bytes at ``offset``, short only at the end of the file."""
@@ -172,8 +169,3 @@ class DirectReader:
             return os.pread(self.fd, length, offset)
         skip = offset - start
         return buf[skip : max(skip, min(got, skip + length))]
-
-    def close(self) -> None:
-        if self._direct >= 0:
-            os.close(self._direct)
-            self._direct = -1
