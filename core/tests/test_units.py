@@ -210,3 +210,23 @@ def test_compression_probe_skips_random_data_only() -> None:
     assert comp.worth_compressing(noise[:1000]), "too small to judge: compressed as before"
     # Half noise, half text: a sample lands in the text, so the object is compressed.
     assert comp.worth_compressing(noise[: 1 << 19] + text[: 1 << 19])
+
+
+def test_file_reader_goes_around_the_page_cache_for_full_backups_only(tmp_path: pathlib.Path) -> None:
+    from ashvault.directio import ALIGN, address
+    from ashvault.sources.file import FileReader
+
+    path = tmp_path / "volume.img"
+    data = os.urandom(1 << 20)
+    path.write_bytes(data)
+    reader = FileReader(str(path))
+    try:
+        reader.advise(incremental=False)
+        full = reader.pread(ALIGN, 1 << 16)
+        assert isinstance(full, memoryview) and address(full) % ALIGN == 0  # type: ignore[operator]
+        reader.advise(incremental=True)
+        incr = reader.pread(ALIGN, 1 << 16)
+        assert isinstance(incr, bytes)
+        assert bytes(full) == incr == data[ALIGN : ALIGN + (1 << 16)]
+    finally:
+        reader.close()
