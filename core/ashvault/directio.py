@@ -49,7 +49,7 @@ def address(data: bytes | memoryview) -> int | None:
 
 
 def is_zero(data: bytes | memoryview) -> bool:
-    """Whether every byte of ``data`` is zero, at memory speed and without copying."""
+    """Whether every byte of ``data`` is zero: a ``memcmp`` for bytes and writable buffers, a copy for others."""
     view = memoryview(data).cast("B")
     addr = address(data)
     for pos in range(0, len(view), len(_ZEROS)):
