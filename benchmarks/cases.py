@@ -6,6 +6,7 @@ Every case appends plain-dict records to ``Bench.records``; a failing tool step 
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import shutil
@@ -157,9 +158,11 @@ def metadata(b: Bench) -> None:
 def workers(b: Bench) -> None:
     """Full backup with backup_pipeline_threads = 1 and = 2, alternating, on the comparison's volume.
 
-    Each repetition also measures the floors no number of workers can go below: reading the volume with
-    ``O_DIRECT`` as the backup does (``dd iflag=direct``), writing as many bytes as the backup stored with
-    ``O_DIRECT``, and the command's start-up (``backup list``); and how far compression and hashing alone scale.
+    Each repetition also measures what no pipeline can go below (the report turns them into floors): the
+    command's start-up (``backup list``, page cache dropped first as before every step); reading the volume with
+    ``O_DIRECT`` as a full backup does and writing as many bytes as it stored with ``O_DIRECT``, each alone and the
+    two at once; for a restore, reading the backup's files and writing the volume's data, alone and at once; and
+    how far compression and hashing alone scale on two threads.
     """
     orig, lay = b.source()
     vol = b.fresh_copy(orig)
@@ -178,6 +181,12 @@ def workers(b: Bench) -> None:
                 objects = read_tree_seconds(t.repo)
                 b.add(case="workers", rep=rep, tool="python", variant="restore floor: read", op="the backup's files",
                       seconds=objects, rss_mib=0.0, volume_bytes=stored)
+                b.cold()
+                both = overlapped_seconds(functools.partial(read_tree, t.repo),
+                                          direct_writer(b.path("restore-floor.bin"), lay.data_bytes))
+                b.add(case="workers", rep=rep, tool="python", variant="restore floor: read + write at once",
+                      op="of the files and the data", seconds=both, rss_mib=0.0, volume_bytes=lay.data_bytes)
+                b.cold()
                 start = t.cli("backup", "list", "-f", "value")
                 b.add(case="workers", rep=rep, tool=t.name, variant="floor: start-up", op="(backup list)",
                       seconds=start.seconds, cpu_s=start.cpu_s, rss_mib=start.rss_kib / 1024)
@@ -187,46 +196,87 @@ def workers(b: Bench) -> None:
         b.add(case="workers", rep=rep, tool="dd", variant="floor: O_DIRECT read", op="of the volume",
               seconds=read.seconds, cpu_s=read.cpu_s, rss_mib=read.rss_kib / 1024, volume_bytes=b.size)
         b.cold()
-        write = direct_write_seconds(b.path("repo-floor.bin"), stored)
+        write = overlapped_seconds(direct_writer(b.path("repo-floor.bin"), stored))
         b.add(case="workers", rep=rep, tool="python", variant="floor: O_DIRECT write", op="of the stored bytes",
               seconds=write, rss_mib=0.0, volume_bytes=stored)
         b.cold()
-        data = direct_write_seconds(b.path("restore-floor.bin"), lay.data_bytes)
+        both = overlapped_seconds(functools.partial(direct_read, vol), direct_writer(b.path("repo-floor.bin"), stored))
+        b.add(case="workers", rep=rep, tool="python", variant="floor: read + write at once",
+              op="of the volume and the stored bytes", seconds=both, rss_mib=0.0, volume_bytes=b.size)
+        b.cold()
+        data = overlapped_seconds(direct_writer(b.path("restore-floor.bin"), lay.data_bytes))
         b.add(case="workers", rep=rep, tool="python", variant="restore floor: O_DIRECT write", op="of the data",
               seconds=data, rss_mib=0.0, volume_bytes=lay.data_bytes)
-        b.log(f"workers rep {rep} floors: direct read {read.seconds:.2f} s, direct write {write:.2f} s, "
-              f"start-up {start.seconds:.2f} s; restore: read {objects:.2f} s, write {data:.2f} s")
+        b.log(f"workers rep {rep} floors: start-up {start.seconds:.2f} s; backup: read {read.seconds:.2f} s, "
+              f"write {write:.2f} s, both at once {both:.2f} s; restore: read {objects:.2f} s, write {data:.2f} s")
         scaling = cpu_scaling()
         b.add(case="cpu-scaling", rep=rep, ratio=scaling)
         b.log(f"workers rep {rep} compression and hashing alone, 2 threads / 1: {scaling:.2f}")
     os.unlink(vol)
 
 
-def read_tree_seconds(top: str) -> float:
-    """Seconds to read every file under ``top`` through the page cache, one after the other."""
-    start = time.perf_counter()
+def read_tree(top: str) -> None:
+    """Read every file under ``top`` through the page cache, one after the other, as a restore reads objects."""
     for d, _sub, files in os.walk(top):
         for name in files:
             with open(os.path.join(d, name), "rb", buffering=0) as f:
                 while f.read(4 * MiB):
                     pass
-    return time.perf_counter() - start
 
 
-def direct_write_seconds(path: str, nbytes: int) -> float:
-    """Seconds to write ``nbytes`` of random data to a new file with ``O_DIRECT`` in 4 MiB writes, then fsync."""
+def read_tree_seconds(top: str) -> float:
+    return overlapped_seconds(functools.partial(read_tree, top))
+
+
+def direct_read(path: str) -> None:
+    """Read ``path`` with ``O_DIRECT`` in 4 MiB requests, as a full backup reads a volume."""
     buf = mmap.mmap(-1, 4 * MiB)
-    buf.write(os.urandom(4 * MiB))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     try:
-        start = time.perf_counter()
-        for off in range(0, nbytes, 4 * MiB):
-            os.pwrite(fd, buf, off)
-        os.fsync(fd)
-        return time.perf_counter() - start
+        off = 0
+        while n := os.preadv(fd, [buf], off):
+            off += n
     finally:
         os.close(fd)
-        os.unlink(path)
+
+
+def direct_writer(path: str, nbytes: int) -> Callable[[], None]:
+    """A job writing ``nbytes`` of random data to a new file with ``O_DIRECT`` in 4 MiB writes, fsync, unlink."""
+    buf = mmap.mmap(-1, 4 * MiB)
+    buf.write(os.urandom(4 * MiB))
+
+    def write() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+        try:
+            for off in range(0, nbytes, 4 * MiB):
+                os.pwrite(fd, buf, off)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+
+    return write
+
+
+def overlapped_seconds(*jobs: Callable[[], object]) -> float:
+    """Seconds until every job, each on its own thread and all started at once, has finished."""
+    errors: list[BaseException] = []
+
+    def guard(job: Callable[[], object]) -> None:
+        try:
+            job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guard, args=(job,)) for job in jobs]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - start
 
 
 def cpu_scaling(runs: int = 16) -> float:

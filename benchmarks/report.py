@@ -143,39 +143,59 @@ def targets(recs: list[Rec], size: int) -> list[tuple[str, str, str, bool | None
     return out
 
 
-def workers_floor(recs: list[Rec]) -> list[str]:
-    """What the disk and the start-up leave of the 2-worker speed-up: the best 2/1 ratio this machine allows."""
+def _variant(recs: list[Rec], variant: str, key: str = "seconds") -> float | None:
+    return _med([r[key] for r in recs if r.get("variant") == variant and key in r])
+
+
+def _compare(recs: list[Rec], tool: str, op: str, key: str = "seconds") -> float | None:
+    return _med([r[key] for r in _ok(recs) if r.get("case") == "compare" and r.get("tool") == tool
+                 and r.get("op") == op and key in r])
+
+
+def floors(recs: list[Rec]) -> list[str]:
+    """The least time this machine allows a full backup and a restore: start-up plus the longer of the disk work
+    (reads and writes run at once) and the CPU work spread over every CPU; and what that leaves of the targets."""
     wk = _ok([r for r in recs if r.get("case") == "workers"])
     t1 = _med([r["seconds"] for r in wk if r.get("threads") == 1])
     t2 = _med([r["seconds"] for r in wk if r.get("threads") == 2])
-    read = _med([r["seconds"] for r in wk if r.get("variant") == "floor: O_DIRECT read"])
-    write = _med([r["seconds"] for r in wk if r.get("variant") == "floor: O_DIRECT write"])
-    start = _med([r["seconds"] for r in wk if r.get("variant") == "floor: start-up"])
-    cpu = _med([r["ratio"] for r in recs if r.get("case") == "cpu-scaling"])
-    if not (t1 and t2 and read and write and start):
+    cpu2 = _med([r["cpu_s"] for r in wk if r.get("threads") == 2 and "cpu_s" in r])
+    start, start_cpu = _variant(wk, "floor: start-up"), _variant(wk, "floor: start-up", "cpu_s")
+    read, write = _variant(wk, "floor: O_DIRECT read"), _variant(wk, "floor: O_DIRECT write")
+    both = _variant(wk, "floor: read + write at once")
+    if not (t1 and t2 and cpu2 and start and start_cpu is not None and read and write and both):
         return []
-    floor = read + write + start
-    out = ["", f"Floor of a full backup on this disk: reading the volume ({read:.2f} s), then writing what the backup "
-               f"stores ({write:.2f} s), plus starting the command ({start:.2f} s) = {floor:.2f} s. With the 1-worker "
-               f"time measured, {t1 / floor:.2f} is the best 2/1 ratio that floor allows; 2 workers took "
-               f"{t2 / floor:.2f}x the floor."]
-    objects = _med([r["seconds"] for r in wk if r.get("variant") == "restore floor: read"])
-    data = _med([r["seconds"] for r in wk if r.get("variant") == "restore floor: O_DIRECT write"])
-    cp = _med([r["seconds"] for r in recs if r.get("case") == "compare" and r.get("tool") == "cp"
-               and r.get("op") == "restore" and "error" not in r])
-    if objects and data:
-        rfloor = objects + data + start
-        out.append(f"Floor of a restore on this disk: reading the backup's files ({objects:.2f} s), then writing the "
-                   f"volume's data with O_DIRECT ({data:.2f} s), plus start-up ({start:.2f} s) = {rfloor:.2f} s"
-                   + (f", {rfloor / cp:.2f}x the copy's restore in this run." if cp else "."))
-    if cpu:
-        out.append(f"The engine's compression and hashing alone (no I/O, no pipeline, no GIL held) ran {cpu:.2f}x "
+    ncpu = os.cpu_count() or 1
+    cpu = max(0.0, cpu2 - start_cpu) / ncpu
+    floor = start + max(both, cpu)
+    cp = _compare(recs, "cp", "full")
+    out = ["", f"Floor of a full backup here: start-up ({start:.2f} s) plus the longer of the disk work, reading the "
+               f"volume and writing what the backup stored at once ({both:.2f} s; {read:.2f} s and {write:.2f} s "
+               f"alone), and its CPU work over {ncpu} CPUs ({cpu2 - start_cpu:.2f} CPU s beyond start-up / {ncpu} = "
+               f"{cpu:.2f} s): {floor:.2f} s"
+               + (f", {floor / cp:.2f}x the copy's full backup in this run" if cp else "")
+               + f". It allows a 2/1 workers ratio of at most {t1 / floor:.2f}; 2 workers took {t2 / floor:.2f}x it."]
+    objects, data = _variant(wk, "restore floor: read"), _variant(wk, "restore floor: O_DIRECT write")
+    rboth = _variant(wk, "restore floor: read + write at once")
+    rcpu_total = _compare(recs, "ashvault", "restore", "cpu_s")
+    if objects and data and rboth:
+        rcpu = max(0.0, (rcpu_total or 0.0) - start_cpu) / ncpu
+        rfloor = start + max(rboth, rcpu)
+        rcp = _compare(recs, "cp", "restore")
+        took = _compare(recs, "ashvault", "restore")
+        out.append(f"Floor of a restore here: start-up ({start:.2f} s) plus the longer of reading the backup's files "
+                   f"and writing the volume's data with O_DIRECT at once ({rboth:.2f} s; {objects:.2f} s and "
+                   f"{data:.2f} s alone) and its CPU work over {ncpu} CPUs ({rcpu:.2f} s): {rfloor:.2f} s"
+                   + (f", {rfloor / rcp:.2f}x the copy's restore in this run" if rcp else "")
+                   + (f"; ashvault's restore took {took / rfloor:.2f}x it." if took else "."))
+    scaling = _med([r["ratio"] for r in recs if r.get("case") == "cpu-scaling"])
+    if scaling:
+        out.append(f"The engine's compression and hashing alone (no I/O, no pipeline, no GIL held) ran {scaling:.2f}x "
                    "faster on 2 threads than on 1 here: the most 2 workers can gain on this machine's CPUs.")
     return out
 
 
 def _size(n: int) -> str:
-    return f"{n / GiB:g} GiB" if n >= GiB else f"{n // MiB} MiB"
+    return f"{n / GiB:.3g} GiB" if n >= GiB else f"{n // MiB} MiB"
 
 
 def extras(recs: list[Rec]) -> list[str]:
@@ -223,7 +243,7 @@ def render(recs: list[Rec], info: dict[str, Any]) -> str:
     if tg:
         out += ["", "| ashvault target | limit | measured | met |", "|---|---|---|---|"]
         out += [f"| {n} | {lim} | {v} | {'yes' if ok else 'NO'} |" for n, lim, v, ok in tg]
-    out += workers_floor(recs)
+    out += floors(recs)
     errors = sorted({f"{r.get('tool')} {r.get('op')}: {r['error']}" for r in recs if "error" in r})
     if errors:
         out += ["", "errors:", *[f"- {e}" for e in errors]]

@@ -1,0 +1,61 @@
+"""The report's floors: start-up plus the longer of the disk work done at once and the CPU work over every CPU."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from benchmarks import report
+
+
+def _records(*, both: float, cpu2: float, restore_cpu: float) -> list[dict]:
+    recs: list[dict] = []
+    for rep in range(3):
+        recs += [
+            {"case": "workers", "rep": rep, "tool": "ashvault-1t", "threads": 1, "op": "full", "seconds": 6.0,
+             "cpu_s": cpu2},
+            {"case": "workers", "rep": rep, "tool": "ashvault-2t", "threads": 2, "op": "full", "seconds": 4.0,
+             "cpu_s": cpu2},
+            {"case": "workers", "rep": rep, "variant": "floor: start-up", "op": "(backup list)", "seconds": 0.5,
+             "cpu_s": 0.4},
+            {"case": "workers", "rep": rep, "variant": "floor: O_DIRECT read", "op": "", "seconds": 2.0},
+            {"case": "workers", "rep": rep, "variant": "floor: O_DIRECT write", "op": "", "seconds": 0.5},
+            {"case": "workers", "rep": rep, "variant": "floor: read + write at once", "op": "", "seconds": both},
+            {"case": "workers", "rep": rep, "variant": "restore floor: read", "op": "", "seconds": 0.7},
+            {"case": "workers", "rep": rep, "variant": "restore floor: O_DIRECT write", "op": "", "seconds": 0.8},
+            {"case": "workers", "rep": rep, "variant": "restore floor: read + write at once", "op": "",
+             "seconds": 1.2},
+            {"case": "compare", "rep": rep, "tool": "cp", "op": "full", "seconds": 2.0},
+            {"case": "compare", "rep": rep, "tool": "cp", "op": "restore", "seconds": 1.0},
+            {"case": "compare", "rep": rep, "tool": "ashvault", "op": "restore", "seconds": 2.0,
+             "cpu_s": restore_cpu},
+        ]
+    return recs
+
+
+def _floor(line: str) -> float:
+    found = re.search(r"\): (\d+\.\d+) s", line)
+    assert found, line
+    return float(found.group(1))
+
+
+def test_disk_bound_floor_is_start_up_plus_the_overlapped_io() -> None:
+    full, restore = report.floors(_records(both=2.4, cpu2=1.0, restore_cpu=0.5))[1:3]
+    assert _floor(full) == 0.5 + 2.4
+    assert "1.45x the copy's full backup" in full
+    assert "at most 2.07" in full
+    assert _floor(restore) == 0.5 + 1.2
+    assert "1.70x the copy's restore" in restore
+
+
+def test_cpu_bound_floor_spreads_the_cpu_beyond_start_up_over_every_cpu() -> None:
+    ncpu = os.cpu_count() or 1
+    cpu2 = 0.4 + ncpu * 3.0
+    full, restore = report.floors(_records(both=1.0, cpu2=cpu2, restore_cpu=0.4 + ncpu * 2.0))[1:3]
+    assert _floor(full) == 0.5 + 3.0
+    assert _floor(restore) == 0.5 + 2.0
+
+
+def test_no_floor_without_the_workers_case() -> None:
+    recs = [r for r in _records(both=2.4, cpu2=1.0, restore_cpu=0.5) if r["case"] != "workers"]
+    assert report.floors(recs) == []
