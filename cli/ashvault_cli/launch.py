@@ -6,7 +6,7 @@ import gc
 
 
 def main() -> int:
-    # Loading the shell creates a few hundred thousand objects (SQLAlchemy, oslo.config, cliff). Collecting while
+    # Loading the shell creates many thousand objects (oslo.config, cliff, stevedore). Collecting while
     # they load is wasted work, and freezing them keeps the collections during a long backup from walking them.
     gc.disable()
     try:

@@ -67,7 +67,7 @@ class API:
     def close(self) -> None:
         self.dispatcher.shutdown()
         self.manager.close()
-        self.catalog.engine.dispose()
+        self.catalog.close()
 
     # volumes
 

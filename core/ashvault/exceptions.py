@@ -35,6 +35,12 @@ class ConfigurationError(AshvaultError):
     exit_code = 78
 
 
+class CatalogError(AshvaultError):
+    """The catalog's database refused or failed a query (locked too long, disk full, connection lost)."""
+
+    message = "catalog error: %(reason)s"
+
+
 class PluginNotFound(ConfigurationError):
     message = "%(kind)s '%(name)s' is not installed"
 

@@ -1,11 +1,13 @@
-"""Catalog records: volumes and backups, with Cinder's backup statuses."""
+"""Catalog records: volumes and backups, with Cinder's backup statuses.
+
+Plain dataclasses: the schema itself lives in the alembic migrations (``migrations/versions``), and a column added
+there needs its field here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class BackupStatus:
@@ -32,53 +34,47 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class Base(DeclarativeBase):
-    pass
-
-
-class Volume(Base):
-    __tablename__ = "volumes"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(255), index=True)
-    description: Mapped[str | None] = mapped_column(Text)
-    location: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(64), default="file")
-    managed: Mapped[bool] = mapped_column(Boolean, default=False)
+@dataclasses.dataclass(kw_only=True, eq=False)
+class Volume:
+    id: str
+    location: str
+    name: str | None = None
+    description: str | None = None
+    source: str = "file"
+    managed: bool = False
     """Created by ashvault (its data is removed with the record) rather than registered."""
-    size: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(32), default=VolumeStatus.AVAILABLE)
-    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    size: int = 0
+    status: str = VolumeStatus.AVAILABLE
+    created_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
+    updated_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
 
 
-class Backup(Base):
-    __tablename__ = "backups"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    volume_id: Mapped[str] = mapped_column(String(36), index=True)
-    name: Mapped[str | None] = mapped_column(String(255), index=True)
-    description: Mapped[str | None] = mapped_column(Text)
-    container: Mapped[str | None] = mapped_column(String(255))
-    parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    status: Mapped[str] = mapped_column(String(32), index=True)
-    fail_reason: Mapped[str | None] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(BigInteger, default=0)
+@dataclasses.dataclass(kw_only=True, eq=False)
+class Backup:
+    id: str
+    volume_id: str
+    status: str
+    name: str | None = None
+    description: str | None = None
+    container: str | None = None
+    parent_id: str | None = None
+    fail_reason: str | None = None
+    size: int = 0
     """Volume size in bytes."""
-    service: Mapped[str | None] = mapped_column(String(255))
+    service: str | None = None
     """Name of the driver that holds the data."""
-    service_metadata: Mapped[str | None] = mapped_column(Text)
-    object_count: Mapped[int] = mapped_column(Integer, default=0)
-    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    read_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    host: Mapped[str | None] = mapped_column(String(255))
-    restore_volume_id: Mapped[str | None] = mapped_column(String(36))
-    availability_zone: Mapped[str | None] = mapped_column(String(255))
-    data_timestamp: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    service_metadata: str | None = None
+    object_count: int = 0
+    stored_bytes: int = 0
+    read_bytes: int = 0
+    host: str | None = None
+    restore_volume_id: str | None = None
+    availability_zone: str | None = None
+    data_timestamp: datetime.datetime | None = None
+    created_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
+    updated_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
+    deleted_at: datetime.datetime | None = None
+    deleted: bool = False
 
     @property
     def is_incremental(self) -> bool:

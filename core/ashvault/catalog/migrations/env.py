@@ -2,9 +2,7 @@
 
 from alembic import context
 
-from ashvault.catalog.models import Base
-
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+context.configure(connection=connection, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()
