@@ -168,3 +168,15 @@ def test_opening_a_current_catalog_imports_no_sqlalchemy(tmp_path: pathlib.Path)
 
     assert run() != "[]", "the first open migrates with alembic"
     assert run() == "[]"
+
+
+def test_a_finished_threads_connection_is_closed(tmp_path: pathlib.Path) -> None:
+    cat = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}", lock_dir=str(tmp_path))
+    fds = pathlib.Path("/proc/self/fd")
+    before = len(list(fds.iterdir()))
+    for _ in range(20):
+        t = threading.Thread(target=cat.list_volumes)
+        t.start()
+        t.join()
+    assert len(list(fds.iterdir())) <= before + 2
+    cat.close()

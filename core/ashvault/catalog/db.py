@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -71,7 +72,7 @@ class Catalog:
         else:
             self._errors = (sqlite3.Error,)
         self._local = threading.local()
-        self._open_conns: list[Any] = []
+        self._open_conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
         self._lock_dir = lock_dir
         self.migrate()
@@ -92,14 +93,14 @@ class Catalog:
             raise exceptions.ConfigurationError(reason=f"cannot open the catalog: {_message(exc)}") from exc
 
     def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self.kind == "postgresql" and (conn.closed or conn.broken):
-            conn = None
-        if conn is None:
-            conn = self._local.conn = self._connect()
+        held: _Connection | None = getattr(self._local, "conn", None)
+        if held is not None and self.kind == "postgresql" and (held.raw.closed or held.raw.broken):
+            held = None
+        if held is None:
+            held = self._local.conn = _Connection(self._connect())
             with self._conns_lock:
-                self._open_conns.append(conn)
-        return conn
+                self._open_conns.add(held)
+        return held.raw
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -174,10 +175,9 @@ class Catalog:
     def close(self) -> None:
         """Close every connection this catalog opened, in any thread."""
         with self._conns_lock:
-            conns, self._open_conns = self._open_conns, []
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
+            held, self._open_conns = list(self._open_conns), weakref.WeakSet()
+        for conn in held:
+            conn.close()
         self._local = threading.local()
 
     # schema
@@ -314,6 +314,19 @@ class Catalog:
 
     def purge_backup(self, backup_id: str) -> None:
         self._rows("DELETE FROM backups WHERE id = ?", [backup_id])
+
+
+class _Connection:
+    """One thread's connection, closed when the thread ends (its thread-local goes) or the catalog closes."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.raw.close()
+
+    __del__ = close
 
 
 def _message(exc: BaseException) -> str:
