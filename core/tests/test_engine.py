@@ -47,10 +47,15 @@ class CountingWriter(VolumeWriter):
         self.location = "memory"
         self.data = bytearray(size)
         self.writes: list[tuple[int, int]] = []
+        self.reserved: list[tuple[int, int]] = []
 
     def pwrite(self, offset: int, data: bytes | memoryview) -> None:
         self.data[offset : offset + len(data)] = data
         self.writes.append((offset, len(data)))
+
+    def reserve(self, offset: int, length: int) -> None:
+        assert not self.writes, "space is reserved before the first write"
+        self.reserved.append((offset, length))
 
     def zero(self, offset: int, length: int) -> None:
         self.data[offset : offset + length] = bytes(length)
@@ -127,6 +132,9 @@ def test_restore_writes_each_byte_once_whatever_the_chain(tmp_path: pathlib.Path
         assert a + alen <= b, "two writes overlap"
     nonzero = sum(1 for i in range(0, len(out.data), 65536) if out.data[i : i + 65536] != bytes(65536))
     assert sum(n for _o, n in out.writes) <= nonzero * 65536
+    assert sum(n for _o, n in out.reserved) == sum(n for _o, n in out.writes), "only what is written is reserved"
+    for off, n in out.writes:
+        assert any(r <= off and off + n <= r + rn for r, rn in out.reserved), "every write lands in reserved space"
 
 
 def test_volume_that_grew_and_shrank(tmp_path: pathlib.Path) -> None:

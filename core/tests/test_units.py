@@ -230,3 +230,24 @@ def test_file_reader_goes_around_the_page_cache_for_full_backups_only(tmp_path: 
         assert bytes(full) == incr == data[ALIGN : ALIGN + (1 << 16)]
     finally:
         reader.close()
+
+
+def test_file_writer_reserves_space_that_still_reads_as_zeros(tmp_path: pathlib.Path) -> None:
+    from ashvault.sources.file import FileWriter
+
+    path = tmp_path / "target.img"
+    with open(path, "wb") as f:
+        f.truncate(8 << 20)
+    writer = FileWriter(str(path))
+    try:
+        before = os.stat(path).st_blocks
+        writer.reserve(1 << 20, 2 << 20)
+        writer.pwrite(1 << 20, b"x" * 4096)
+    finally:
+        writer.close()
+    st = os.stat(path)
+    assert st.st_size == 8 << 20
+    assert (st.st_blocks - before) * 512 >= 2 << 20, "the reserved region is allocated"
+    data = path.read_bytes()
+    assert data[(1 << 20) : (1 << 20) + 4096] == b"x" * 4096
+    assert data.count(0) == len(data) - 4096

@@ -102,6 +102,8 @@ def restore(
 
         return run
 
+    for off, length in ext.coalesce((off, length) for off, length, _i, _oo in manifest.extents):
+        target.reserve(off, length)
     if manifest.index is not None:
         check_stored(store, container, manifest.index, manifest.backup_id)
     total = sum(length for _o, length, _i, _oo in manifest.extents)

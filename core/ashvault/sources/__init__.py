@@ -85,6 +85,12 @@ class VolumeWriter(abc.ABC):
     def reset(self) -> None:
         """Make the whole target read as zeros (holes where supported), before a full overwrite."""
 
+    def reserve(self, offset: int, length: int) -> None:
+        """A hint that a restore is about to write this region; a writer may allocate its space now.
+
+        Must not change what the region reads as. Failing to reserve is never an error. The default does nothing.
+        """
+
     def flush(self) -> None:
         """Make everything written durable."""
 
