@@ -102,10 +102,10 @@ def restore(
 
         return run
 
-    for off, length in ext.coalesce((off, length) for off, length, _i, _oo in manifest.extents):
-        target.reserve(off, length)
     if manifest.index is not None:
         check_stored(store, container, manifest.index, manifest.backup_id)
+    for off, length in ext.coalesce((off, length) for off, length, _i, _oo in manifest.extents):
+        target.reserve(off, length)
     total = sum(length for _o, length, _i, _oo in manifest.extents)
     with cf.ThreadPoolExecutor(workers, thread_name_prefix="ashvault-restore") as pool:
         _run_bounded(pool, [job(i) for i in by_object], workers * 2, ctx, total)
