@@ -1,8 +1,8 @@
 """Catalog access. Status changes are conditional updates, so two workers never both win a transition.
 
-Queries go straight to the database's DB-API driver (``sqlite3``, or ``psycopg`` for PostgreSQL), one connection
-per thread. SQLAlchemy and alembic are imported only to migrate the schema: importing SQLAlchemy took 0.2-0.3 s,
-most of every command's start-up, and every command opens the catalog.
+Queries go straight to the database's DB-API driver (``sqlite3``, or ``psycopg`` for PostgreSQL), each transaction
+on a connection borrowed from a few kept idle. SQLAlchemy and alembic are imported only to migrate the schema:
+importing SQLAlchemy took 0.2-0.3 s, most of every command's start-up, and every command opens the catalog.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -30,6 +29,8 @@ _TABLES: dict[type, str] = {Volume: "volumes", Backup: "backups"}
 _COLUMNS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _TABLES}
 _BOOLS = frozenset({"managed", "deleted"})
 _TIMES = frozenset({"created_at", "updated_at", "data_timestamp", "deleted_at"})
+_IDLE = 4
+"""Connections kept open between transactions."""
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 """How SQLAlchemy stores a ``DateTime`` in SQLite (UTC here); catalogs written before keep working."""
 
@@ -71,9 +72,9 @@ class Catalog:
             self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
         else:
             self._errors = (sqlite3.Error,)
-        self._local = threading.local()
-        self._open_conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._conns_lock = threading.Lock()
+        self._idle: list[Any] = []
+        self._idle_lock = threading.Lock()
+        self._closed = False
         self._lock_dir = lock_dir
         self.migrate()
 
@@ -92,15 +93,31 @@ class Catalog:
         except self._errors as exc:
             raise exceptions.ConfigurationError(reason=f"cannot open the catalog: {_message(exc)}") from exc
 
-    def _conn(self) -> Any:
-        held: _Connection | None = getattr(self._local, "conn", None)
-        if held is not None and self.kind == "postgresql" and (held.raw.closed or held.raw.broken):
-            held = None
-        if held is None:
-            held = self._local.conn = _Connection(self._connect())
-            with self._conns_lock:
-                self._open_conns.add(held)
-        return held.raw
+    @contextlib.contextmanager
+    def _borrow(self) -> Iterator[Any]:
+        """A connection from the idle ones (or a new one), given back afterwards unless it broke.
+
+        At most ``_IDLE`` connections wait between transactions, so many job threads, and many hosts on one
+        PostgreSQL, hold few connections.
+        """
+        with self._idle_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            if self.kind == "postgresql":
+                broken = conn.closed or conn.broken
+            else:
+                broken = conn.in_transaction
+            with self._idle_lock:
+                keep = not broken and not self._closed and len(self._idle) < _IDLE
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -109,26 +126,26 @@ class Catalog:
         On SQLite the transaction starts ``IMMEDIATE``, so writers queue on the database lock instead of failing on
         a read-to-write upgrade. Driver errors come out as ``CatalogError``.
         """
-        conn = self._conn()
-        try:
-            if self.kind == "postgresql":
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-                return
-            cur = conn.cursor()
+        with self._borrow() as conn:
             try:
-                cur.execute("BEGIN IMMEDIATE")
+                if self.kind == "postgresql":
+                    with conn.transaction(), conn.cursor() as cur:
+                        yield cur
+                    return
+                cur = conn.cursor()
                 try:
-                    yield cur
-                except BaseException:
-                    if conn.in_transaction:
-                        cur.execute("ROLLBACK")
-                    raise
-                cur.execute("COMMIT")
-            finally:
-                cur.close()
-        except self._errors as exc:
-            raise exceptions.CatalogError(reason=_message(exc)) from exc
+                    cur.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield cur
+                    except BaseException:
+                        if conn.in_transaction:
+                            cur.execute("ROLLBACK")
+                        raise
+                    cur.execute("COMMIT")
+                finally:
+                    cur.close()
+            except self._errors as exc:
+                raise exceptions.CatalogError(reason=_message(exc)) from exc
 
     def _sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.kind == "postgresql" else text
@@ -173,12 +190,12 @@ class Catalog:
             return bool(cur.rowcount == 1)
 
     def close(self) -> None:
-        """Close every connection this catalog opened, in any thread."""
-        with self._conns_lock:
-            held, self._open_conns = list(self._open_conns), weakref.WeakSet()
-        for conn in held:
-            conn.close()
-        self._local = threading.local()
+        """Close the idle connections; one in use is closed when its transaction ends."""
+        with self._idle_lock:
+            idle, self._idle, self._closed = self._idle, [], True
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     # schema
 
@@ -196,7 +213,6 @@ class Catalog:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (alembic), once, under a lock."""
-        self._conn()
         if self._revision() == HEAD:
             return
         with FileLock(os.path.join(self._lock_dir, "catalog-migrate.lock")):
@@ -314,19 +330,6 @@ class Catalog:
 
     def purge_backup(self, backup_id: str) -> None:
         self._rows("DELETE FROM backups WHERE id = ?", [backup_id])
-
-
-class _Connection:
-    """One thread's connection, closed when the thread ends (its thread-local goes) or the catalog closes."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.raw.close()
-
-    __del__ = close
 
 
 def _message(exc: BaseException) -> str:
