@@ -178,7 +178,7 @@ def workers(b: Bench) -> None:
             if threads == 2:
                 stored = t.stored()
                 b.cold()
-                objects = read_tree_seconds(t.repo)
+                objects = overlapped_seconds(functools.partial(read_tree, t.repo))
                 b.add(case="workers", rep=rep, tool="python", variant="restore floor: read", op="the backup's files",
                       seconds=objects, rss_mib=0.0, volume_bytes=stored)
                 b.cold()
@@ -222,10 +222,6 @@ def read_tree(top: str) -> None:
             with open(os.path.join(d, name), "rb", buffering=0) as f:
                 while f.read(4 * MiB):
                     pass
-
-
-def read_tree_seconds(top: str) -> float:
-    return overlapped_seconds(functools.partial(read_tree, top))
 
 
 def direct_read(path: str) -> None:

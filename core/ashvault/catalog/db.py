@@ -170,6 +170,11 @@ class Catalog:
             values[name] = bool(values[name])
         return cls(**values)
 
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        with self._tx() as cur:
+            cur.execute(self._sql(sql), tuple(params))
+            return list(cur.fetchall()) if cur.description is not None else []
+
     def _select(self, cls: type[R], where: str = "", params: Iterable[Any] = (), tail: str = "") -> list[R]:
         sql = f"SELECT {', '.join(_COLUMNS[cls])} FROM {_TABLES[cls]}" + (f" WHERE {where}" if where else "")
         return [self._record(cls, row) for row in self._rows(sql + tail, params)]
@@ -205,11 +210,6 @@ class Catalog:
         except exceptions.CatalogError:
             return None
         return rows[0][0] if rows else None
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        with self._tx() as cur:
-            cur.execute(self._sql(sql), tuple(params))
-            return list(cur.fetchall()) if cur.description is not None else []
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (alembic), once, under a lock."""
