@@ -187,6 +187,9 @@ def floors(recs: list[Rec]) -> list[str]:
                    f"{data:.2f} s alone) and its CPU work over {ncpu} CPUs ({rcpu:.2f} s): {rfloor:.2f} s"
                    + (f", {rfloor / rcp:.2f}x the copy's restore in this run" if rcp else "")
                    + (f"; ashvault's restore took {took / rfloor:.2f}x it." if took else "."))
+        if took and rcp:
+            out.append(f"The start-up alone is {start / rcp:.0%} of the copy's restore time (cp starts in about a "
+                       f"millisecond); the rest of ashvault's restore took {(took - start) / rcp:.2f}x the copy.")
     scaling = _med([r["ratio"] for r in recs if r.get("case") == "cpu-scaling"])
     if scaling:
         out.append(f"The engine's compression and hashing alone (no I/O, no pipeline, no GIL held) ran {scaling:.2f}x "

@@ -59,3 +59,9 @@ def test_cpu_bound_floor_spreads_the_cpu_beyond_start_up_over_every_cpu() -> Non
 def test_no_floor_without_the_workers_case() -> None:
     recs = [r for r in _records(both=2.4, cpu2=1.0, restore_cpu=0.5) if r["case"] != "workers"]
     assert report.floors(recs) == []
+
+
+def test_restore_without_its_start_up_is_compared_to_the_copy() -> None:
+    line = report.floors(_records(both=2.4, cpu2=1.0, restore_cpu=0.5))[3]
+    assert "start-up alone is 50% of the copy's restore" in line
+    assert "the rest of ashvault's restore took 1.50x the copy" in line

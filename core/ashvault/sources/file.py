@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -20,7 +19,8 @@ _FALLOC_FL_PUNCH_HOLE = 0x02
 _BLKZEROOUT = 0x127F
 _ZERO_WRITE = 4 << 20
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library is already loaded: no ``ctypes.util.find_library``, which runs ``ldconfig -p`` in a subprocess.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
 
 

@@ -106,8 +106,8 @@ class PosixObjectStore(ObjectStore):
     def get_object(self, container: str, name: str) -> bytes:
         path = self._path(container, name)
         try:
-            with open(path, "rb") as f:
-                return f.read()
+            with open(path, "rb", buffering=0) as f:
+                return f.readall()
         except FileNotFoundError:
             raise exceptions.ObjectNotFound(name=name, container=container) from None
         except OSError as exc:
