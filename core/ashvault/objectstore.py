@@ -61,8 +61,12 @@ class ObjectStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get_object(self, container: str, name: str) -> bytes:
-        """The whole content of an object. Raises ``ObjectNotFound`` when it is absent."""
+    def get_object(self, container: str, name: str) -> bytes | memoryview:
+        """The whole content of an object. Raises ``ObjectNotFound`` when it is absent.
+
+        ``bytes``, or a ``memoryview`` over them for a store that reads into memory of its own (the posix store
+        reads into huge-page buffers with ``O_DIRECT``). Callers treat the result as read-only.
+        """
 
     @abc.abstractmethod
     def delete_object(self, container: str, name: str) -> None:
@@ -90,7 +94,7 @@ class ObjectStoreWrapper(ObjectStore):
     def put_object(self, container: str, name: str, data: bytes) -> None:
         self.inner.put_object(container, name, data)
 
-    def get_object(self, container: str, name: str) -> bytes:
+    def get_object(self, container: str, name: str) -> bytes | memoryview:
         return self.inner.get_object(container, name)
 
     def delete_object(self, container: str, name: str) -> None:

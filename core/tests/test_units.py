@@ -251,3 +251,15 @@ def test_file_writer_reserves_space_that_still_reads_as_zeros(tmp_path: pathlib.
     data = path.read_bytes()
     assert data[(1 << 20) : (1 << 20) + 4096] == b"x" * 4096
     assert data.count(0) == len(data) - 4096
+
+
+def test_large_buffers_are_huge_page_aligned_zeroed_and_writable() -> None:
+    from ashvault.directio import ALIGN, HUGE, address, aligned_buffer
+
+    for size, align in ((HUGE // 2, HUGE), (4 << 20, HUGE), (HUGE // 2 - 1, ALIGN), (100, ALIGN)):
+        buf = aligned_buffer(size)
+        assert len(buf) == size and not buf.readonly
+        assert address(buf) % align == 0, (size, align)  # type: ignore[operator]
+        assert buf.tobytes() == bytes(size)
+        buf[-1] = 7
+        assert buf[-1] == 7

@@ -50,7 +50,7 @@ class Compressor(abc.ABC):
         """Compress a whole object."""
 
     @abc.abstractmethod
-    def decompress(self, data: bytes, size: int) -> bytes:
+    def decompress(self, data: bytes | memoryview, size: int) -> bytes | memoryview:
         """Decompress a whole object whose original length is ``size``. Raises ``ValueError`` on bad input."""
 
 
@@ -60,7 +60,7 @@ class NoCompressor(Compressor):
     def compress(self, data: bytes | memoryview) -> bytes:
         return bytes(data)
 
-    def decompress(self, data: bytes, size: int) -> bytes:
+    def decompress(self, data: bytes | memoryview, size: int) -> bytes | memoryview:
         return data
 
 
@@ -71,7 +71,7 @@ class ZlibCompressor(Compressor):
     def compress(self, data: bytes | memoryview) -> bytes:
         return zlib.compress(data, self.level if self.level is not None else 6)
 
-    def decompress(self, data: bytes, size: int) -> bytes:
+    def decompress(self, data: bytes | memoryview, size: int) -> bytes | memoryview:
         try:
             return zlib.decompress(data, bufsize=max(size, 1))
         except zlib.error as exc:
@@ -85,7 +85,7 @@ class Bz2Compressor(Compressor):
     def compress(self, data: bytes | memoryview) -> bytes:
         return bz2.compress(data, self.level if self.level is not None else 9)
 
-    def decompress(self, data: bytes, size: int) -> bytes:
+    def decompress(self, data: bytes | memoryview, size: int) -> bytes | memoryview:
         try:
             return bz2.decompress(data)
         except (OSError, EOFError) as exc:
@@ -116,7 +116,7 @@ class ZstdCompressor(Compressor):
     def compress(self, data: bytes | memoryview) -> bytes:
         return self._pair()[0].compress(data)  # type: ignore[attr-defined,no-any-return]
 
-    def decompress(self, data: bytes, size: int) -> bytes:
+    def decompress(self, data: bytes | memoryview, size: int) -> bytes | memoryview:
         try:
             return self._pair()[1].decompress(data, max_output_size=size)  # type: ignore[attr-defined,no-any-return]
         except self._zstd.ZstdError as exc:

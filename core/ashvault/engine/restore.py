@@ -20,7 +20,7 @@ from ashvault.objectstore import ObjectStore
 from ashvault.sources import VolumeWriter
 
 
-def check_stored(store: ObjectStore, container: str, entry: ObjectEntry, backup_id: str) -> bytes:
+def check_stored(store: ObjectStore, container: str, entry: ObjectEntry, backup_id: str) -> bytes | memoryview:
     """Download one object and check it against its hash. Raises ``IntegrityError`` naming backup and object."""
     try:
         raw = store.get_object(container, entry.name)
@@ -31,7 +31,7 @@ def check_stored(store: ObjectStore, container: str, entry: ObjectEntry, backup_
     return raw
 
 
-def fetch(store: ObjectStore, container: str, entry: ObjectEntry, backup_id: str) -> bytes:
+def fetch(store: ObjectStore, container: str, entry: ObjectEntry, backup_id: str) -> bytes | memoryview:
     """Download, check and decompress one object. Raises ``IntegrityError`` naming the backup and object."""
     raw = check_stored(store, container, entry, backup_id)
     try:

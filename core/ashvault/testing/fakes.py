@@ -89,7 +89,7 @@ class FaultyObjectStore(ObjectStoreWrapper):
         self._maybe("put_object", name)
         self.inner.put_object(container, name, data)
 
-    def get_object(self, container: str, name: str) -> bytes:
+    def get_object(self, container: str, name: str) -> bytes | memoryview:
         self._maybe("get_object", name)
         return self.inner.get_object(container, name)
 

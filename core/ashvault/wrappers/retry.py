@@ -58,7 +58,7 @@ class RetryingObjectStore(ObjectStoreWrapper):
     def put_object(self, container: str, name: str, data: bytes) -> None:
         self._call(f"upload {name}", lambda: self.inner.put_object(container, name, data))
 
-    def get_object(self, container: str, name: str) -> bytes:
+    def get_object(self, container: str, name: str) -> bytes | memoryview:
         return self._call(f"download {name}", lambda: self.inner.get_object(container, name))
 
     def delete_object(self, container: str, name: str) -> None:

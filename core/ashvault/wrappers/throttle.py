@@ -37,7 +37,7 @@ class ThrottledObjectStore(ObjectStoreWrapper):
         self.bucket.take(len(data))
         self.inner.put_object(container, name, data)
 
-    def get_object(self, container: str, name: str) -> bytes:
+    def get_object(self, container: str, name: str) -> bytes | memoryview:
         data = self.inner.get_object(container, name)
         self.bucket.take(len(data))
         return data

@@ -7,7 +7,7 @@ import os
 import secrets
 
 from ashvault import exceptions
-from ashvault.directio import DirectWriter
+from ashvault.directio import DirectReader, DirectWriter
 from ashvault.objectstore import ObjectStore, check_name
 
 _TMP = ".tmp-"
@@ -103,11 +103,18 @@ class PosixObjectStore(ObjectStore):
                 pass
             raise _translate(exc, f"cannot write {path}") from exc
 
-    def get_object(self, container: str, name: str) -> bytes:
+    def get_object(self, container: str, name: str) -> bytes | memoryview:
         path = self._path(container, name)
         try:
-            with open(path, "rb", buffering=0) as f:
-                return f.readall()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                reader = DirectReader(fd, path, enabled=self.direct_io)
+                try:
+                    return reader.pread(0, os.fstat(fd).st_size)
+                finally:
+                    reader.close()
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise exceptions.ObjectNotFound(name=name, container=container) from None
         except OSError as exc:
