@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import subprocess
 import time
 
 from clitools import Ashvault, MiB, one_line_error, register_volumes, sha256
@@ -18,9 +19,9 @@ def _backup_dir(av: Ashvault, volume_id: str, backup_id: str) -> pathlib.Path:
     return av.backups / "volumebackups" / f"volume_{volume_id}" / f"backup_{backup_id}"
 
 
-def _wait_for_running(av: Ashvault, status: str = "creating") -> dict[str, str]:
+def _wait_for_running(av: Ashvault, proc: subprocess.Popen[str], status: str = "creating") -> dict[str, str]:
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         running = av.j("backup", "list", "--status", status)
         if running:
             b: dict[str, str] = running[0]
@@ -28,7 +29,10 @@ def _wait_for_running(av: Ashvault, status: str = "creating") -> dict[str, str]:
             if status != "creating" or (d.exists() and any(d.glob("d*"))):
                 return b
         time.sleep(0.2)
-    raise AssertionError(f"no backup reached {status}")
+    if proc.poll() is not None:
+        out, err = proc.communicate()
+        raise AssertionError(f"the job ended ({proc.returncode}) before it was seen {status}: {err}{out}")
+    raise AssertionError(f"no backup reached {status} in 60 s; the catalog: {av.j('backup', 'list')}")
 
 
 def test_sigkill_mid_backup(av: Ashvault, tmp_path: pathlib.Path) -> None:
@@ -39,7 +43,7 @@ def test_sigkill_mid_backup(av: Ashvault, tmp_path: pathlib.Path) -> None:
     want = sha256(path)
     av.write_conf(SLOW)
     proc = av.popen("backup", "create", "v", "--name", "killed")
-    running = _wait_for_running(av)
+    running = _wait_for_running(av, proc)
     assert running["name"] == "killed"
     assert av.j("backup", "show", "killed")["status"] == "creating", "a live job is never reset"
     proc.send_signal(signal.SIGKILL)
@@ -63,7 +67,7 @@ def test_force_delete_stops_a_running_backup(av: Ashvault, tmp_path: pathlib.Pat
     av.j("volume", "register", "v", path)
     av.write_conf(SLOW)
     proc = av.popen("backup", "create", "v", "--name", "doomed")
-    running = _wait_for_running(av)
+    running = _wait_for_running(av, proc)
     refused = av("backup", "delete", "doomed", ok=False)
     assert "--force" in one_line_error(refused)
     assert av.j("backup", "delete", "doomed", "--force")[0]["status"] == "deleted"
@@ -94,7 +98,7 @@ def test_killed_restore_is_resolved(av: Ashvault, tmp_path: pathlib.Path) -> Non
     target = av.j("volume", "create", "target", "--size", "0.0625")
     av.write_conf(SLOW)
     proc = av.popen("backup", "restore", b["id"], "target", "--force")
-    _wait_for_running(av, "restoring")
+    _wait_for_running(av, proc, "restoring")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert av.j("backup", "show", b["id"])["status"] == "available"
@@ -111,7 +115,7 @@ def test_max_operations_queues_the_second_backup(av: Ashvault, tmp_path: pathlib
         av.j("volume", "register", f"v{n}", str(tmp_path / f"v{n}.img"))
     av.write_conf(SLOW + "backup_max_operations = 1\n")
     first = av.popen("backup", "create", "v0", "--name", "first")
-    running = _wait_for_running(av)
+    running = _wait_for_running(av, first)
     assert running["name"] == "first"
     second = av.popen("backup", "create", "v1", "--name", "second")
     overlapped = False

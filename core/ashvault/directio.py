@@ -22,9 +22,9 @@ import threading
 
 ALIGN = 4096
 STAGE = 1 << 20
+"""Bytes staged per ``O_DIRECT`` write by default: one such buffer per writing thread."""
 HUGE = 2 << 20
 """Size of a transparent huge page on x86-64 and arm64 (4 KiB base pages)."""
-"""Bytes staged per ``O_DIRECT`` write by default: one such buffer per writing thread."""
 _local = threading.local()
 _REFUSED = (errno.EINVAL, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM)
 

@@ -15,8 +15,9 @@ posix_opts = [
     cfg.BoolOpt("fsync", default=True,
                 help="fsync every object and its directory before it counts as written."),
     cfg.BoolOpt("direct_io", default=True,
-                help="Write objects with O_DIRECT where the file system allows it, so backups do not fill the "
-                     "page cache (on virtual machines that also saves most of the CPU a write costs)."),
+                help="Read and write objects with O_DIRECT where the file system allows it, so backups and "
+                     "restores do not fill the page cache (on virtual machines that also saves most of the CPU "
+                     "a copy through it costs)."),
     *chunked_driver_opts(
         cinder={"object_size": "backup_file_size", "block_size": "backup_sha_block_size_bytes",
                 "container": "backup_container"},
