@@ -216,23 +216,17 @@ def workers(b: Bench) -> None:
 
 
 def read_tree(top: str) -> None:
-    """Read every file under ``top`` with ``O_DIRECT`` into huge-page memory, one after the other, as a restore
-    reads objects."""
+    """Read every file under ``top`` with ``O_DIRECT``, one after the other, as a restore reads objects."""
     buf = aligned_buffer(8 * MiB)
     for d, _sub, files in os.walk(top):
         for name in files:
-            fd = os.open(os.path.join(d, name), os.O_RDONLY | os.O_DIRECT)
-            try:
-                off = 0
-                while n := os.preadv(fd, [buf], off):
-                    off += n
-            finally:
-                os.close(fd)
+            direct_read(os.path.join(d, name), buf)
 
 
-def direct_read(path: str) -> None:
-    """Read ``path`` with ``O_DIRECT`` in 4 MiB requests into huge-page memory, as a full backup reads a volume."""
-    buf = aligned_buffer(4 * MiB)
+def direct_read(path: str, buf: memoryview | None = None) -> None:
+    """Read ``path`` with ``O_DIRECT`` into huge-page memory (4 MiB requests unless ``buf`` says otherwise), as a
+    full backup reads a volume."""
+    buf = aligned_buffer(4 * MiB) if buf is None else buf
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     try:
         off = 0

@@ -27,7 +27,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Complete
     work = tmp_path_factory.mktemp("bench")
     out = work / "result.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.main", "--size", "64M", "--reps", "1", "--cases", "compare,metadata",
+        [sys.executable, "-m", "benchmarks.main", "--size", "64M", "--reps", "1", "--cases", "compare,metadata,workers",
          "--no-drop-caches", "--workdir", str(work), "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert out.exists(), f"no JSON written (exit {proc.returncode}): {proc.stderr[-2000:]}"
@@ -41,6 +41,7 @@ def test_runs_and_prints_table(smoke: tuple[subprocess.CompletedProcess[str], di
     for op in ("full", "incr", "restore"):
         assert f"| {op} | cp |" in proc.stdout and f"| {op} | ashvault |" in proc.stdout
     assert "| ashvault target | limit | measured | met |" in proc.stdout
+    assert "Floor of a full backup here" in proc.stdout and "Floor of a restore here" in proc.stdout
 
 
 def test_peers_installed(smoke: tuple[subprocess.CompletedProcess[str], dict]) -> None:
