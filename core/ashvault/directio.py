@@ -164,12 +164,10 @@ class DirectReader(_DirectFile):
 
     def __init__(self, fd: int, path: str, *, enabled: bool = True) -> None:
         super().__init__(fd, path, os.O_RDONLY, enabled=enabled)
-        self.use_direct = True
-        """Cleared to read through the page cache (and its readahead) for a while; the descriptor stays open."""
 
     def pread(self, offset: int, length: int) -> bytes | memoryview:
         """``length`` bytes at ``offset``, short only at the end of the file."""
-        if self._direct < 0 or not self.use_direct or length <= 0:
+        if self._direct < 0 or length <= 0:
             return os.pread(self.fd, length, offset)
         start = offset - offset % ALIGN
         end = offset + length

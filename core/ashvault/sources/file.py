@@ -49,11 +49,6 @@ class FileReader(VolumeReader):
     def pread(self, offset: int, length: int) -> bytes | memoryview:
         return self._in.pread(offset, length)
 
-    def advise(self, *, incremental: bool) -> None:
-        # Measured on 2-vCPU VMs (FORMAT.md): page-cache readahead read up to 1.9 GB/s but its copies cost 0.2-1.4
-        # CPU seconds per GiB; O_DIRECT read about 1 GB/s for 0.06.
-        self._in.use_direct = not incremental
-
     def data_extents(self) -> Iterator[Extent] | None:
         if not self._regular:
             return None
