@@ -2,13 +2,13 @@
 
 Volumes are read once per backup, and backup objects and restored volumes are written once and rarely read back
 soon. Putting them through the page cache costs a kernel copy to or from freshly allocated pages, which on the
-virtual machines we measured ran at 0.5-2 GB/s and took more CPU than compression; ``O_DIRECT`` ran at about
-1 GB/s for reads and 1.1-1.5 GB/s for writes at a tenth of the CPU (FORMAT.md, "Choices and measurements").
+virtual machines we measured ran at 0.5-2 GB/s and took more CPU than compression; ``O_DIRECT`` read at about
+3 GB/s and wrote at 1.5 GB/s at a tenth of the CPU (FORMAT.md, "Choices and measurements").
 ``O_DIRECT`` wants the buffer, offset and length aligned: reads land in fresh page-aligned buffers, writes are
 staged through a page-aligned buffer reused per thread, and whatever is not aligned goes through an ordinary
 descriptor to the same file. Buffers of 1 MiB or more sit on transparent huge pages where the kernel allows it:
-physically contiguous memory lets one call reach the device as one request, which read 2-3x faster on the VMs we
-measured (FORMAT.md, "Huge-page buffers"). File systems that refuse ``O_DIRECT`` (tmpfs, some FUSE mounts) get
+physically contiguous memory lets one call reach the device as one request, which read 2-3x faster than ordinary
+pages on the VMs we measured (FORMAT.md, "Huge-page buffers"). File systems that refuse ``O_DIRECT`` (tmpfs, some FUSE mounts) get
 ordinary reads and writes.
 """
 
