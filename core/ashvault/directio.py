@@ -4,9 +4,10 @@ Volumes are read once per backup, and backup objects and restored volumes are wr
 soon. Putting them through the page cache costs a kernel copy to or from freshly allocated pages, which on the
 virtual machines we measured ran at 0.5-2 GB/s and took more CPU than compression; ``O_DIRECT`` read at about
 3 GB/s and wrote at 1.5 GB/s at a tenth of the CPU (FORMAT.md, "Choices and measurements").
-``O_DIRECT`` wants the buffer, offset and length aligned: reads land in fresh page-aligned buffers, writes are
-staged through a page-aligned buffer reused per thread, and whatever is not aligned goes through an ordinary
-descriptor to the same file. Buffers of 1 MiB or more sit on transparent huge pages where the kernel allows it:
+``O_DIRECT`` wants the buffer, offset and length aligned: reads land in page-aligned buffers, which a
+:class:`BufferPool` hands out again once nothing refers to them; writes from such buffers go straight to the file,
+others are staged through pooled aligned buffers; whatever is not aligned goes through an ordinary descriptor to the
+same file. Buffers of 1 MiB or more sit on transparent huge pages where the kernel allows it:
 physically contiguous memory lets one call reach the device as one request, which read 2-3x faster than ordinary
 pages on the VMs we measured (FORMAT.md, "Huge-page buffers"). File systems that refuse ``O_DIRECT`` (tmpfs,
 some FUSE mounts) get ordinary reads and writes.
@@ -18,14 +19,14 @@ import ctypes
 import errno
 import mmap
 import os
+import sys
 import threading
 
 ALIGN = 4096
-STAGE = 1 << 20
-"""Bytes staged per ``O_DIRECT`` write by default: one such buffer per writing thread."""
 HUGE = 2 << 20
 """Size of a transparent huge page on x86-64 and arm64 (4 KiB base pages)."""
-_local = threading.local()
+STAGE = HUGE
+"""Bytes staged per ``O_DIRECT`` write by default: one huge page, so most compressed objects are one request."""
 _REFUSED = (errno.EINVAL, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM)
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -41,21 +42,51 @@ def aligned_buffer(length: int) -> memoryview:
     Buffers of 1 MiB or more are huge-page aligned and asked to be backed by transparent huge pages, so their
     memory is physically contiguous and one ``O_DIRECT`` call becomes one large request to the device.
     """
-    if length >= HUGE // 2:
-        return _huge(length)
-    raw = bytearray(length + ALIGN)
-    skip = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % ALIGN
+    raw, skip = _allocate(length)
     return memoryview(raw)[skip : skip + length]
 
 
-def _huge(length: int) -> memoryview:
+def _allocate(length: int) -> tuple[bytearray | mmap.mmap, int]:
+    """Memory for an aligned buffer of ``length`` bytes, and the offset in it where the buffer starts."""
+    if length < HUGE // 2:
+        small = bytearray(length + ALIGN)
+        return small, -ctypes.addressof(ctypes.c_char.from_buffer(small)) % ALIGN
     raw = mmap.mmap(-1, length + HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         raw.madvise(mmap.MADV_HUGEPAGE)
     except (AttributeError, OSError):
         pass
-    skip = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % HUGE
-    return memoryview(raw)[skip : skip + length]
+    return raw, -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % HUGE
+
+
+class BufferPool:
+    """Aligned buffers (as :func:`aligned_buffer` makes them) handed out again once nothing refers to them.
+
+    Fresh memory costs the kernel a zeroing of every page (about a tenth of a full backup's CPU time): a pool pays
+    it once per buffer. A buffer is free again when the pool holds the only reference to its memory; every view of
+    it, slices included, holds one, so bytes a queued object still points to are never overwritten. Reused buffers
+    are not zeroed. The pool keeps as many buffers as were ever in use at once, until it is dropped. Thread-safe.
+    """
+
+    _FREE = 2
+    """``sys.getrefcount`` of a buffer's memory that only the pool refers to: its entry, and the call's argument."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, list[tuple[bytearray | mmap.mmap, int]]] = {}
+
+    def get(self, length: int) -> memoryview:
+        with self._lock:
+            held = self._held.setdefault(length, [])
+            for entry in held:
+                if sys.getrefcount(entry[0]) == self._FREE:
+                    return memoryview(entry[0])[entry[1] : entry[1] + length]
+            raw, skip = _allocate(length)
+            held.append((raw, skip))
+            return memoryview(raw)[skip : skip + length]
+
+
+_STAGING = BufferPool()
 
 
 def address(data: bytes | memoryview) -> int | None:
@@ -80,16 +111,6 @@ def is_zero(data: bytes | memoryview) -> bool:
         elif _memcmp(addr + pos, _ZEROS, n):
             return False
     return True
-
-
-def _stage(size: int) -> memoryview:
-    bufs: dict[int, memoryview] | None = getattr(_local, "bufs", None)
-    if bufs is None:
-        bufs = _local.bufs = {}
-    buf = bufs.get(size)
-    if buf is None:
-        buf = bufs[size] = aligned_buffer(size)
-    return buf
 
 
 def _write_all(fd: int, view: memoryview, offset: int) -> None:
@@ -138,12 +159,11 @@ class DirectWriter(_DirectFile):
         view = memoryview(data).cast("B")
         aligned = len(view) - len(view) % ALIGN
         if self._direct >= 0 and offset % ALIGN == 0 and aligned:
-            stage = _stage(self.stage)
             try:
-                for pos in range(0, aligned, self.stage):
-                    n = min(self.stage, aligned - pos)
-                    stage[:n] = view[pos : pos + n]
-                    _write_all(self._direct, memoryview(stage)[:n], offset + pos)
+                if (address(view) or 1) % ALIGN == 0:
+                    _write_all(self._direct, view[:aligned], offset)
+                else:
+                    self._staged(view[:aligned], offset)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -154,16 +174,24 @@ class DirectWriter(_DirectFile):
             view, offset = view[aligned:], offset + aligned
         _write_all(self.fd, view, offset)
 
+    def _staged(self, view: memoryview, offset: int) -> None:
+        stage = _STAGING.get(self.stage)
+        for pos in range(0, len(view), self.stage):
+            n = min(self.stage, len(view) - pos)
+            stage[:n] = view[pos : pos + n]
+            _write_all(self._direct, stage[:n], offset + pos)
+
 
 class DirectReader(_DirectFile):
-    """Positional reads of one open file through ``O_DIRECT``, into fresh page-aligned buffers.
+    """Positional reads of one open file through ``O_DIRECT``, into page-aligned buffers (from ``pool`` if given).
 
     ``fd`` stays owned by the caller and serves the reads when ``O_DIRECT`` is refused; :meth:`close` closes only
     the extra ``O_DIRECT`` descriptor. Raises ``OSError`` as ``os.pread`` does.
     """
 
-    def __init__(self, fd: int, path: str, *, enabled: bool = True) -> None:
+    def __init__(self, fd: int, path: str, *, enabled: bool = True, pool: BufferPool | None = None) -> None:
         super().__init__(fd, path, os.O_RDONLY, enabled=enabled)
+        self._pool = pool
 
     def pread(self, offset: int, length: int) -> bytes | memoryview:
         """``length`` bytes at ``offset``, short only at the end of the file."""
@@ -171,7 +199,8 @@ class DirectReader(_DirectFile):
             return os.pread(self.fd, length, offset)
         start = offset - offset % ALIGN
         end = offset + length
-        buf = aligned_buffer(end - start + -end % ALIGN)
+        size = end - start + -end % ALIGN
+        buf = self._pool.get(size) if self._pool is not None else aligned_buffer(size)
         got = 0
         try:
             while got < len(buf):

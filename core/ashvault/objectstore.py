@@ -38,6 +38,10 @@ def check_name(name: str, *, what: str = "object name") -> str:
 class ObjectStore(abc.ABC):
     """A flat namespace of containers holding named objects."""
 
+    accepts_buffers: bool = False
+    """:meth:`put_object` takes any contiguous buffer (a ``memoryview``) as ``data``, not only ``bytes``: the core
+    then hands it what it read from the volume without copying it first. ``data`` must not be kept after the call."""
+
     @abc.abstractmethod
     def put_container(self, container: str) -> None:
         """Make sure ``container`` exists; no error when it does.
@@ -84,6 +88,10 @@ class ObjectStoreWrapper(ObjectStore):
 
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
+
+    @property
+    def accepts_buffers(self) -> bool:  # type: ignore[override]
+        return self.inner.accepts_buffers
 
     def put_container(self, container: str) -> None:
         self.inner.put_container(container)

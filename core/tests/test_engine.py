@@ -13,6 +13,7 @@ from ashvault import exceptions
 from ashvault.conf import make_config, register_group
 from ashvault.driver import BackupInfo, JobContext
 from ashvault.engine.layout import read_manifest
+from ashvault.objectstore import ObjectStore, ObjectStoreWrapper
 from ashvault.sources import VolumeWriter
 from ashvault.sources.file import FileSource
 from ashvault.testing import volumes
@@ -175,3 +176,38 @@ def test_object_size_must_be_a_multiple_of_block_size() -> None:
     driver.conf.set_override("object_size", 100_000, group="backup_memory")
     with pytest.raises(exceptions.DriverSetupError):
         driver.check_for_setup_error()
+
+
+class BufferTakingStore(ObjectStoreWrapper):
+    """The memory store, saying it takes buffers or not, and recording the type of what each put receives."""
+
+    def __init__(self, inner: ObjectStore, accepts: bool) -> None:
+        super().__init__(inner)
+        self.accepts = accepts
+        self.received: dict[str, type] = {}
+
+    @property
+    def accepts_buffers(self) -> bool:  # type: ignore[override]
+        return self.accepts
+
+    def put_object(self, container: str, name: str, data: bytes) -> None:
+        self.received[name] = type(data)
+        self.inner.put_object(container, name, bytes(data))
+
+
+@pytest.mark.parametrize("accepts", [True, False])
+def test_segments_reach_a_store_uncopied_only_if_it_takes_buffers(tmp_path: pathlib.Path, accepts: bool) -> None:
+    driver = make_driver(backup_compression_algorithm="none")
+    recording = BufferTakingStore(driver.make_object_store(), accepts)
+    driver.make_object_store = lambda: recording  # type: ignore[method-assign]
+    path = volumes.write_mixed(str(tmp_path / "v.img"), 8 * MiB, seed=15, run=MiB, zero=0, text=0)
+    with open(path, "ab") as f:
+        f.write(os.urandom(4096))
+    info = backup(driver, path)
+    manifest = driver.read_manifest(info)
+    assert sorted(o.size for o in manifest.objects) == [4096] + [MiB] * 8, "each whole segment is an object"
+    kinds = {recording.received[o.name] for o in manifest.objects}
+    assert kinds == ({memoryview} if accepts else {bytes})
+    out = CountingWriter(info.size)
+    driver.restore(info, out, JobContext(), volume_is_new=True)
+    assert bytes(out.data) == pathlib.Path(path).read_bytes()

@@ -18,6 +18,8 @@ from ashvault.testing.fakes import FaultyObjectStore, MemoryObjectStore
 from ashvault.wrappers import RetryingObjectStore
 from ashvault.wrappers.throttle import TokenBucket
 
+MiB = 1 << 20
+
 
 def test_subtract_and_merge() -> None:
     base = [(0, 100, 0, 0), (200, 100, 1, 0)]
@@ -149,6 +151,45 @@ def test_direct_writer_writes_every_byte_aligned_or_not(tmp_path: pathlib.Path, 
         assert path.read_bytes() == want
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_buffer_pool_reuses_a_buffer_only_once_nothing_refers_to_it() -> None:
+    from ashvault.directio import HUGE, BufferPool, address
+
+    pool = BufferPool()
+    for length in (4 * MiB, 8192):
+        first = pool.get(length)
+        first[:] = b"x" * length
+        where = address(first)
+        assert where is not None and where % (HUGE if length >= MiB else 4096) == 0
+        second = pool.get(length)
+        assert address(second) != where, "a buffer in use is not handed out again"
+        piece = first[10:20]
+        del first
+        assert address(pool.get(length)) not in (where, address(second)), "a slice keeps its buffer in use"
+        del piece
+        again = pool.get(length)
+        assert address(again) == where and len(again) == length, "a buffer nothing refers to is reused"
+
+
+def test_direct_writer_writes_aligned_memory_without_staging(tmp_path: pathlib.Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ashvault import directio
+
+    def staged(*_args: object) -> None:
+        raise AssertionError("aligned memory was copied to a staging buffer")
+
+    monkeypatch.setattr(directio.DirectWriter, "_staged", staged)
+    data = directio.aligned_buffer(4 * MiB + 100)
+    data[:] = os.urandom(len(data))
+    path = tmp_path / "aligned.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    out = directio.DirectWriter(fd, str(path))
+    assert out.direct
+    out.pwrite(0, data)
+    out.close()
+    os.close(fd)
+    assert path.read_bytes() == bytes(data)
 
 
 @pytest.mark.parametrize("where", ["disk", "tmpfs"])

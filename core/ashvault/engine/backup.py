@@ -1,9 +1,10 @@
 """The backup pipeline: read, fingerprint, compare, pack, compress, hash and upload, overlapped and bounded.
 
-Reads and fingerprinting run in one thread pool, compression, hashing and uploads in another; the calling thread
-keeps the volume order, packs changed blocks into objects and builds the manifest. At most a fixed number of
-segments and objects are in flight, so memory depends on ``object_size`` and the thread counts, never on the
-volume's size.
+Each segment (``object_size`` of the volume) is read and fingerprinted on a thread of its own. A segment whose
+every block is stored, as in most of a full backup, goes on to become one object on that same thread; the calling
+thread keeps the volume order, packs the other changed blocks into objects, uploaded from a second pool, and
+builds the manifest. At most ``threads + transfers + 1`` segments and objects are in flight, so memory depends on
+``object_size`` and the thread counts, never on the volume's size.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class _Scanned:
     cuts: list[tuple[int, int]]
     runs: list[tuple[int, bytes | memoryview]]
     read: int
+    stored: ObjectEntry | None = None
+    """The object the whole segment became, when it was stored directly (then ``runs`` is empty)."""
 
 
 class _BlockRanges:
@@ -173,6 +176,7 @@ class BackupRun:
         self.nblocks = -(-self.size // self.bs)
         self._zero_fp = {self.bs: fingerprint(bytes(self.bs))}
         self._seq = 0
+        self._seq_lock = threading.Lock()
         self._pieces: list[tuple[int, bytes | memoryview]] = []
         self._piece_bytes = 0
         self._new_extents: list[tuple[int, int, str, int]] = []
@@ -181,6 +185,7 @@ class BackupRun:
         self._read = 0
         # Hashing and compression hold a token, reads and transfers do not: ``threads`` bounds the CPU work.
         self._cpu = threading.Semaphore(self.settings.threads)
+        self._puts = threading.Semaphore(self.settings.transfers)
 
     def _parent_fp(self, i: int) -> int:
         fps = self.parent.fps if self.parent is not None else None
@@ -214,7 +219,15 @@ class BackupRun:
                     self._collect(out, first, fps, buf, off)
                     continue
             self._collect(out, first, fps, None, off)
+        if len(out.runs) == 1 and len(out.runs[0][1]) == self.settings.object_size:
+            # The packer would make this segment an object of its own: do it here, without a hop through it.
+            out.stored = self._upload(self._next_name(), out.runs)
         return out
+
+    def _next_name(self) -> str:
+        with self._seq_lock:
+            self._seq += 1
+            return data_name(self.prefix, self._seq)
 
     def _collect(self, out: _Scanned, first: int, fps: list[int], buf: bytes | memoryview | None, off: int) -> None:
         out.fps.append((first, fps))
@@ -248,7 +261,7 @@ class BackupRun:
     def _upload(self, name: str, pieces: list[tuple[int, bytes | memoryview]]) -> ObjectEntry:
         with self._cpu:
             data: bytes | memoryview = pieces[0][1] if len(pieces) == 1 else b"".join(p for _o, p in pieces)
-            # Unpin the segment buffers before the transfer: only the bytes to store stay alive while it waits.
+            # Only the bytes to store stay alive while the transfer waits, not the pieces they came from.
             pieces.clear()
             size = len(data)
             stored = data
@@ -258,11 +271,12 @@ class BackupRun:
                 packed = comp.compress(data)
                 if len(packed) < size - size // 64:
                     stored, algo = packed, comp.name
-            if isinstance(stored, memoryview):
+            if isinstance(stored, memoryview) and not self.store.accepts_buffers:
                 stored = bytes(stored)
             del data
             entry = ObjectEntry(name, len(stored), size, algo, content_hash(stored))
-        self.store.put_object(self.container, name, stored)
+        with self._puts:
+            self.store.put_object(self.container, name, stored)
         return entry
 
     def run(self) -> Manifest:
@@ -277,7 +291,8 @@ class BackupRun:
         changed = self.reader.changed_extents(marker) if marker else None
         reads: collections.deque[cf.Future[_Scanned]] = collections.deque()
         uploads: set[cf.Future[ObjectEntry]] = set()
-        read_pool = cf.ThreadPoolExecutor(s.threads + 1, thread_name_prefix="ashvault-read")
+        window = s.threads + s.transfers + 1
+        read_pool = cf.ThreadPoolExecutor(window, thread_name_prefix="ashvault-read")
         upload_pool = cf.ThreadPoolExecutor(s.transfers, thread_name_prefix="ashvault-put")
 
         def settle(limit: int) -> None:
@@ -291,8 +306,7 @@ class BackupRun:
         def flush() -> None:
             if not self._pieces:
                 return
-            self._seq += 1
-            name = data_name(self.prefix, self._seq)
+            name = self._next_name()
             obj_off = 0
             for off, view in self._pieces:
                 self._new_extents.append((off, len(view), name, obj_off))
@@ -302,6 +316,9 @@ class BackupRun:
             settle(s.transfers)
 
         def handle(res: _Scanned) -> None:
+            if res.stored is not None:
+                self._new_extents.append((res.plan.start, res.stored.size, res.stored.name, 0))
+                self._new_objects[res.stored.name] = res.stored
             for first, block_fps in res.fps:
                 fps[first : first + len(block_fps)] = array.array("Q", block_fps)
             self._cuts.extend(res.cuts)
@@ -317,7 +334,7 @@ class BackupRun:
             for plan in plan_segments(self.size, s, data, changed):
                 self.ctx.check()
                 reads.append(read_pool.submit(self._scan, plan))
-                while len(reads) > s.threads:
+                while len(reads) + len(uploads) > window:
                     handle(reads.popleft().result())
             while reads:
                 handle(reads.popleft().result())

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterator
 
 from ashvault import exceptions
-from ashvault.directio import DirectReader, DirectWriter
+from ashvault.directio import BufferPool, DirectReader, DirectWriter
 from ashvault.sources import Extent, VolumeReader, VolumeSource, VolumeWriter
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -44,7 +44,7 @@ class FileReader(VolumeReader):
         st = os.fstat(self._fd)
         self._regular = stat.S_ISREG(st.st_mode)
         self.size = st.st_size if self._regular else _device_size(self._fd)
-        self._in = DirectReader(self._fd, path)
+        self._in = DirectReader(self._fd, path, pool=BufferPool())
 
     def pread(self, offset: int, length: int) -> bytes | memoryview:
         return self._in.pread(offset, length)

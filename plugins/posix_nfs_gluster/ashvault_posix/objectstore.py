@@ -26,6 +26,8 @@ def _translate(exc: OSError, what: str) -> exceptions.DriverError:
 class PosixObjectStore(ObjectStore):
     """Objects under ``root``. A write goes to a temporary name, is fsynced, then renamed into place."""
 
+    accepts_buffers = True
+
     def __init__(
         self, root: str, *, create_containers: bool = True, fsync: bool = True, direct_io: bool = True
     ) -> None:
@@ -77,7 +79,7 @@ class PosixObjectStore(ObjectStore):
             raise _translate(exc, f"cannot list {start}") from exc
         return sorted(found)
 
-    def put_object(self, container: str, name: str, data: bytes) -> None:
+    def put_object(self, container: str, name: str, data: bytes | memoryview) -> None:
         path = self._path(container, name)
         directory = os.path.dirname(path)
         if not os.path.isdir(self._container_dir(container)):
