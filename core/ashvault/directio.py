@@ -65,24 +65,34 @@ class BufferPool:
     Fresh memory costs the kernel a zeroing of every page (about a tenth of a full backup's CPU time): a pool pays
     it once per buffer. A buffer is free again when the pool holds the only reference to its memory; every view of
     it, slices included, holds one, so bytes a queued object still points to are never overwritten. Reused buffers
-    are not zeroed. The pool keeps as many buffers as were ever in use at once, until it is dropped. Thread-safe.
+    are not zeroed.
+
+    A request gets a buffer of exactly its length, so a view never pins more memory than it shows. The pool keeps at
+    most ``keep`` buffers, of any lengths; a new length takes the place of a free buffer of another one, and when
+    none is free the new buffer is simply not kept. Thread-safe.
     """
 
     _FREE = 2
     """``sys.getrefcount`` of a buffer's memory that only the pool refers to: its entry, and the call's argument."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 16) -> None:
         self._lock = threading.Lock()
-        self._held: dict[int, list[tuple[bytearray | mmap.mmap, int]]] = {}
+        self._keep = keep
+        self._held: list[tuple[bytearray | mmap.mmap, int, int]] = []
 
     def get(self, length: int) -> memoryview:
         with self._lock:
-            held = self._held.setdefault(length, [])
-            for entry in held:
+            spare = -1
+            for i, entry in enumerate(self._held):
                 if sys.getrefcount(entry[0]) == self._FREE:
-                    return memoryview(entry[0])[entry[1] : entry[1] + length]
+                    if entry[2] == length:
+                        return memoryview(entry[0])[entry[1] : entry[1] + length]
+                    spare = i
             raw, skip = _allocate(length)
-            held.append((raw, skip))
+            if len(self._held) < self._keep:
+                self._held.append((raw, skip, length))
+            elif spare >= 0:
+                self._held[spare] = (raw, skip, length)
             return memoryview(raw)[skip : skip + length]
 
 

@@ -156,8 +156,8 @@ def test_direct_writer_writes_every_byte_aligned_or_not(tmp_path: pathlib.Path, 
 def test_buffer_pool_reuses_a_buffer_only_once_nothing_refers_to_it() -> None:
     from ashvault.directio import HUGE, BufferPool, address
 
-    pool = BufferPool()
     for length in (4 * MiB, 8192):
+        pool = BufferPool(keep=2)
         first = pool.get(length)
         first[:] = b"x" * length
         where = address(first)
@@ -170,6 +170,14 @@ def test_buffer_pool_reuses_a_buffer_only_once_nothing_refers_to_it() -> None:
         del piece
         again = pool.get(length)
         assert address(again) == where and len(again) == length, "a buffer nothing refers to is reused"
+        assert len(pool.get(length // 2)) == length // 2, "other lengths get buffers of their own"
+        del again
+        half = pool.get(length // 2)
+        assert address(half) != where and len(pool._held) == 2, "and take the place of a free one"
+        del half
+        kept = address(second)
+        del second
+        assert address(pool.get(length)) == kept, "the one in use was kept"
 
 
 def test_direct_writer_writes_aligned_memory_without_staging(tmp_path: pathlib.Path,
