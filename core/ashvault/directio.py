@@ -4,10 +4,10 @@ Volumes are read once per backup, and backup objects and restored volumes are wr
 soon. Putting them through the page cache costs a kernel copy to or from freshly allocated pages, which on the
 virtual machines we measured ran at 0.5-2 GB/s and took more CPU than compression; ``O_DIRECT`` read at about
 3 GB/s and wrote at 1.5 GB/s at a tenth of the CPU (FORMAT.md, "Choices and measurements").
-``O_DIRECT`` wants the buffer, offset and length aligned: reads land in page-aligned buffers, which a
-:class:`BufferPool` hands out again once nothing refers to them; writes from such buffers go straight to the file,
-others are staged through pooled aligned buffers; whatever is not aligned goes through an ordinary descriptor to the
-same file. Buffers of 1 MiB or more sit on transparent huge pages where the kernel allows it:
+``O_DIRECT`` wants the buffer, offset and length aligned: reads land in page-aligned buffers (from a
+:class:`BufferPool`, which hands them out again once nothing refers to them, where the caller gives one); writes
+from page-aligned memory go straight to the file, others are staged through pooled aligned buffers; whatever is not
+aligned goes through an ordinary descriptor to the same file. Buffers of 1 MiB or more sit on transparent huge pages where the kernel allows it:
 physically contiguous memory lets one call reach the device as one request, which read 2-3x faster than ordinary
 pages on the VMs we measured (FORMAT.md, "Huge-page buffers"). File systems that refuse ``O_DIRECT`` (tmpfs,
 some FUSE mounts) get ordinary reads and writes.
