@@ -7,10 +7,10 @@ virtual machines we measured ran at 0.5-2 GB/s and took more CPU than compressio
 ``O_DIRECT`` wants the buffer, offset and length aligned: reads land in page-aligned buffers (from a
 :class:`BufferPool`, which hands them out again once nothing refers to them, where the caller gives one); writes
 from page-aligned memory go straight to the file, others are staged through pooled aligned buffers; whatever is not
-aligned goes through an ordinary descriptor to the same file. Buffers of 1 MiB or more sit on transparent huge pages where the kernel allows it:
-physically contiguous memory lets one call reach the device as one request, which read 2-3x faster than ordinary
-pages on the VMs we measured (FORMAT.md, "Huge-page buffers"). File systems that refuse ``O_DIRECT`` (tmpfs,
-some FUSE mounts) get ordinary reads and writes.
+aligned goes through an ordinary descriptor to the same file. Buffers of 1 MiB or more sit on transparent huge
+pages where the kernel allows it: physically contiguous memory lets one call reach the device as one request, which
+read 2-3x faster than ordinary pages on the VMs we measured (FORMAT.md, "Huge-page buffers"). File systems that
+refuse ``O_DIRECT`` (tmpfs, some FUSE mounts) get ordinary reads and writes.
 """
 
 from __future__ import annotations
