@@ -1,10 +1,11 @@
 """The backup pipeline: read, fingerprint, compare, pack, compress, hash and upload, overlapped and bounded.
 
-Each segment (``object_size`` of the volume) is read and fingerprinted on a thread of its own. A segment whose
-every block is stored, as in most of a full backup, goes on to become one object on that same thread; the calling
-thread keeps the volume order, packs the other changed blocks into objects, uploaded from a second pool, and
-builds the manifest. At most ``threads + transfers + 1`` segments and objects are in flight, so memory depends on
-``object_size`` and the thread counts, never on the volume's size.
+Reads and fingerprinting run in one thread pool, compression, hashing and uploads in another; the calling thread
+keeps the volume order, packs changed blocks into objects and builds the manifest. Hashing and compression hold
+one of ``threads`` CPU slots and at most ``transfers`` objects are being sent at once, so that objects waiting for
+the backend never keep a CPU slot from being used. At most ``threads + 1`` segments are being read and
+``threads + transfers`` objects are waiting or in flight, so memory depends on ``object_size`` and the thread
+counts, never on the volume's size.
 """
 
 from __future__ import annotations
@@ -73,8 +74,6 @@ class _Scanned:
     cuts: list[tuple[int, int]]
     runs: list[tuple[int, bytes | memoryview]]
     read: int
-    stored: ObjectEntry | None = None
-    """The object the whole segment became, when it was stored directly (then ``runs`` is empty)."""
 
 
 class _BlockRanges:
@@ -176,7 +175,6 @@ class BackupRun:
         self.nblocks = -(-self.size // self.bs)
         self._zero_fp = {self.bs: fingerprint(bytes(self.bs))}
         self._seq = 0
-        self._seq_lock = threading.Lock()
         self._pieces: list[tuple[int, bytes | memoryview]] = []
         self._piece_bytes = 0
         self._new_extents: list[tuple[int, int, str, int]] = []
@@ -219,15 +217,7 @@ class BackupRun:
                     self._collect(out, first, fps, buf, off)
                     continue
             self._collect(out, first, fps, None, off)
-        if len(out.runs) == 1 and len(out.runs[0][1]) == self.settings.object_size:
-            # The packer would make this segment an object of its own: do it here, without a hop through it.
-            out.stored = self._upload(self._next_name(), out.runs)
         return out
-
-    def _next_name(self) -> str:
-        with self._seq_lock:
-            self._seq += 1
-            return data_name(self.prefix, self._seq)
 
     def _collect(self, out: _Scanned, first: int, fps: list[int], buf: bytes | memoryview | None, off: int) -> None:
         out.fps.append((first, fps))
@@ -291,9 +281,9 @@ class BackupRun:
         changed = self.reader.changed_extents(marker) if marker else None
         reads: collections.deque[cf.Future[_Scanned]] = collections.deque()
         uploads: set[cf.Future[ObjectEntry]] = set()
-        window = s.threads + s.transfers + 1
-        read_pool = cf.ThreadPoolExecutor(window, thread_name_prefix="ashvault-read")
-        upload_pool = cf.ThreadPoolExecutor(s.transfers, thread_name_prefix="ashvault-put")
+        pending = s.threads + s.transfers
+        read_pool = cf.ThreadPoolExecutor(s.threads + 1, thread_name_prefix="ashvault-read")
+        upload_pool = cf.ThreadPoolExecutor(pending, thread_name_prefix="ashvault-put")
 
         def settle(limit: int) -> None:
             while len(uploads) > limit:
@@ -306,19 +296,17 @@ class BackupRun:
         def flush() -> None:
             if not self._pieces:
                 return
-            name = self._next_name()
+            self._seq += 1
+            name = data_name(self.prefix, self._seq)
             obj_off = 0
             for off, view in self._pieces:
                 self._new_extents.append((off, len(view), name, obj_off))
                 obj_off += len(view)
             uploads.add(upload_pool.submit(self._upload, name, self._pieces))
             self._pieces, self._piece_bytes = [], 0
-            settle(s.transfers)
+            settle(pending)
 
         def handle(res: _Scanned) -> None:
-            if res.stored is not None:
-                self._new_extents.append((res.plan.start, res.stored.size, res.stored.name, 0))
-                self._new_objects[res.stored.name] = res.stored
             for first, block_fps in res.fps:
                 fps[first : first + len(block_fps)] = array.array("Q", block_fps)
             self._cuts.extend(res.cuts)
@@ -334,7 +322,7 @@ class BackupRun:
             for plan in plan_segments(self.size, s, data, changed):
                 self.ctx.check()
                 reads.append(read_pool.submit(self._scan, plan))
-                while len(reads) + len(uploads) > window:
+                while len(reads) > s.threads:
                     handle(reads.popleft().result())
             while reads:
                 handle(reads.popleft().result())
