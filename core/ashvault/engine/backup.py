@@ -3,9 +3,10 @@
 Reads and fingerprinting run in one thread pool, compression, hashing and uploads in another; the calling thread
 keeps the volume order, packs changed blocks into objects and builds the manifest. Hashing and compression hold
 one of ``threads`` CPU slots and at most ``transfers`` objects are being sent at once, so that objects waiting for
-the backend never keep a CPU slot from being used. At most ``threads + 1`` segments are being read and
-``threads + transfers`` objects are waiting or in flight, so memory depends on ``object_size`` and the thread
-counts, never on the volume's size.
+the backend never keep a CPU slot from being used. At most ``3 * threads + 1`` segments are being read or waiting
+for the calling thread (``threads + 2`` reads at once: reads slow down while the backend writes, and a deeper
+queue keeps the CPU slots fed) and ``threads + transfers`` objects are waiting or in flight, so memory depends on
+``object_size`` and the thread counts, never on the volume's size.
 """
 
 from __future__ import annotations
@@ -282,7 +283,8 @@ class BackupRun:
         reads: collections.deque[cf.Future[_Scanned]] = collections.deque()
         uploads: set[cf.Future[ObjectEntry]] = set()
         pending = s.threads + s.transfers
-        read_pool = cf.ThreadPoolExecutor(s.threads + 1, thread_name_prefix="ashvault-read")
+        ahead = 3 * s.threads
+        read_pool = cf.ThreadPoolExecutor(s.threads + 2, thread_name_prefix="ashvault-read")
         upload_pool = cf.ThreadPoolExecutor(pending, thread_name_prefix="ashvault-put")
 
         def settle(limit: int) -> None:
@@ -322,7 +324,7 @@ class BackupRun:
             for plan in plan_segments(self.size, s, data, changed):
                 self.ctx.check()
                 reads.append(read_pool.submit(self._scan, plan))
-                while len(reads) > s.threads:
+                while len(reads) > ahead:
                     handle(reads.popleft().result())
             while reads:
                 handle(reads.popleft().result())
