@@ -174,6 +174,17 @@ def floors(recs: list[Rec]) -> list[str]:
                f"{cpu:.2f} s): {floor:.2f} s"
                + (f", {floor / cp:.2f}x the copy's full backup in this run" if cp else "")
                + f". It allows a 2/1 workers ratio of at most {t1 / floor:.2f}; 2 workers took {t2 / floor:.2f}x it."]
+    work1 = _variant(wk, "floor: engine CPU work, 1 thread")
+    if work1:
+        floor1 = start + max(both, work1)
+        out.append(f"With one worker, the one CPU slot does all the engine's CPU work on the volume's data in turn "
+                   f"({work1:.2f} s on one thread, measured apart), so 1 worker takes at least start-up plus that: "
+                   f"{floor1:.2f} s; it took {t1 / floor1:.2f}x it. A pipeline at both floors would show a 2/1 "
+                   f"ratio of {floor1 / floor:.2f}: the most this code's CPU cost allows here, unless 1 worker "
+                   f"stays slower than its floor while 2 workers reach theirs. Of the 2-worker run's "
+                   f"{cpu2 - start_cpu:.2f} CPU s beyond start-up, {max(0.0, cpu2 - start_cpu - work1):.2f} s are "
+                   f"not that work (I/O system calls, page faults, thread hand-offs, Python); with {ncpu} CPUs they "
+                   f"cannot run beside it.")
     objects, data = _variant(wk, "restore floor: read"), _variant(wk, "restore floor: O_DIRECT write")
     rboth = _variant(wk, "restore floor: read + write at once")
     rcpu_total = _compare(recs, "ashvault", "restore", "cpu_s")

@@ -65,3 +65,16 @@ def test_restore_without_its_start_up_is_compared_to_the_copy() -> None:
     line = report.floors(_records(both=2.4, cpu2=1.0, restore_cpu=0.5))[3]
     assert "start-up alone is 50% of the copy's restore" in line
     assert "the rest of ashvault's restore took 1.50x the copy" in line
+
+
+def test_one_worker_floor_is_start_up_plus_the_engine_work_on_one_thread() -> None:
+    ncpu = os.cpu_count() or 1
+    recs = _records(both=1.0, cpu2=0.4 + ncpu * 2.0, restore_cpu=0.5)
+    recs += [{"case": "workers", "rep": rep, "variant": "floor: engine CPU work, 1 thread", "op": "", "seconds": 3.5}
+             for rep in range(3)]
+    lines = report.floors(recs)
+    line = next(x for x in lines if x.startswith("With one worker"))
+    assert "at least start-up plus that: 4.00 s; it took 1.50x it" in line
+    # The 2-worker floor is 0.5 + 2.0 = 2.5 s: a pipeline at both floors shows 4.0 / 2.5.
+    assert "ratio of 1.60" in line
+    assert f"{max(0.0, ncpu * 2.0 - 3.5):.2f} s are not that work" in line
