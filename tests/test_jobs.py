@@ -7,9 +7,13 @@ import pathlib
 import signal
 import subprocess
 import time
+from collections.abc import Callable
+from typing import Any
 
 from clitools import Ashvault, MiB, one_line_error, register_volumes, sha256
 
+from ashvault.api import API
+from ashvault.conf import make_config
 from ashvault.testing import volumes
 
 SLOW = "backup_bandwidth_limit = 8388608\n"
@@ -127,3 +131,35 @@ def test_max_operations_queues_the_second_backup(av: Ashvault, tmp_path: pathlib
     assert first.wait() == 0 and second.wait(timeout=120) == 0
     assert not overlapped, "the second backup wrote while the first held the only slot"
     assert sorted(b["status"] for b in av.j("backup", "list")) == ["available", "available"]
+
+
+def _queued_behind_a_start_up(api: API, other: API) -> list[list[str]]:
+    """Make every job of ``api`` wait in its queue while ``other`` (another process starting up) cleans up."""
+    seen: list[list[str]] = []
+    run = api.dispatcher.run
+
+    def late(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        seen.append(other.manager.cleanup_incomplete())
+        return run(fn, *args, **kwargs)
+
+    api.dispatcher.run = late  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_queued_job_is_not_taken_for_a_dead_one(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "v.img")
+    volumes.write_mixed(path, 8 * MiB, seed=43, run=MiB)
+    conf = str(av.conf)
+    api, other = API(make_config(config_files=[conf])), API(make_config(config_files=[conf]))
+    try:
+        api.volume_register("v", path)
+        seen = _queued_behind_a_start_up(api, other)
+        made = api.backup_create("v")
+        assert made.status == "available"
+        _backup, restored = api.backup_restore(made.id)
+        assert sha256(restored.location) == sha256(path)
+        assert seen == [[], []], "the start-up left the queued backup and restore alone"
+        assert api.backup_get(made.id).status == "available"
+    finally:
+        api.close()
+        other.close()

@@ -181,15 +181,23 @@ class API:
             host=self.conf.host, availability_zone=self.conf.storage_availability_zone, data_timestamp=now,
             created_at=now, updated_at=now, deleted=False,
         )
+        # Held from before the record is visible: another process starting up must not take the queued job for
+        # one whose process died (cleanup_incomplete).
+        lock = self.manager.job_lock(bid)
+        lock.acquire()
         try:
-            self.catalog.add(record)
-        except Exception:
-            if set_status:
-                self.catalog.set_volume_status(vol.id, [VolumeStatus.BACKING_UP], VolumeStatus.AVAILABLE)
-            raise
-        return self.dispatcher.run(
-            self.manager.run_backup, bid, vol, progress=progress, on_wait=on_wait, set_volume_status=set_status
-        )
+            try:
+                self.catalog.add(record)
+            except Exception:
+                if set_status:
+                    self.catalog.set_volume_status(vol.id, [VolumeStatus.BACKING_UP], VolumeStatus.AVAILABLE)
+                raise
+            return self.dispatcher.run(
+                self.manager.run_backup, bid, vol, progress=progress, on_wait=on_wait, set_volume_status=set_status,
+                lock=lock,
+            )
+        finally:
+            lock.release()
 
     def backup_restore(
         self,
@@ -220,16 +228,21 @@ class API:
         if not self.catalog.set_volume_status(vol.id, [VolumeStatus.AVAILABLE, VolumeStatus.ERROR_RESTORING,
                                                        VolumeStatus.ERROR], VolumeStatus.RESTORING):
             raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} is busy ({vol.status})")
-        if not self.catalog.update_backup(rec.id, [BS.AVAILABLE], status=BS.RESTORING, restore_volume_id=vol.id):
-            self.catalog.set_volume_status(vol.id, [VolumeStatus.RESTORING], VolumeStatus.AVAILABLE)
-            raise exceptions.InvalidState(reason=f"backup {rec.id} is busy")
+        lock = self.manager.job_lock(rec.id)
         try:
+            if not lock.acquire(blocking=False) or not self.catalog.update_backup(
+                rec.id, [BS.AVAILABLE], status=BS.RESTORING, restore_volume_id=vol.id
+            ):
+                self.catalog.set_volume_status(vol.id, [VolumeStatus.RESTORING], VolumeStatus.AVAILABLE)
+                raise exceptions.InvalidState(reason=f"backup {rec.id} is busy")
             self.dispatcher.run(self.manager.run_restore, rec.id, vol, volume_is_new=new, progress=progress,
-                                on_wait=on_wait)
+                                on_wait=on_wait, lock=lock)
         except Exception:
             if new:
                 self.volume_delete(vol.id, force=True)
             raise
+        finally:
+            lock.release()
         return self.catalog.get_backup(rec.id), self.catalog.get_volume(vol.id)
 
     def backup_delete(self, backup: str, *, force: bool = False, wait: float = 600.0) -> Backup:

@@ -72,7 +72,16 @@ class Manager:
     # helpers
 
     def job_lock(self, backup_id: str) -> FileLock:
+        """The lock a job holds while it runs. :meth:`cleanup_incomplete` leaves a job alone while it is held, so
+        whoever makes a job's status visible takes the lock first."""
         return FileLock(os.path.join(self.lock_dir, f"backup-{backup_id}.lock"))
+
+    def _held(self, backup_id: str, lock: FileLock | None) -> FileLock:
+        if lock is None:
+            lock = self.job_lock(backup_id)
+        if not lock.held:
+            lock.acquire()
+        return lock
 
     def _slot(self, on_wait: Callable[[], None] | None) -> SlotSemaphore:
         sem = SlotSemaphore(self.lock_dir, self.conf.backup_max_operations)
@@ -105,9 +114,11 @@ class Manager:
     # jobs
 
     def run_backup(self, backup_id: str, volume: Volume, *, progress: ProgressFn | None = None,
-                   on_wait: Callable[[], None] | None = None, set_volume_status: bool = True) -> Backup:
-        lock = self.job_lock(backup_id)
-        lock.acquire()
+                   on_wait: Callable[[], None] | None = None, set_volume_status: bool = True,
+                   lock: FileLock | None = None) -> Backup:
+        """Run a backup recorded as creating. ``lock``, when given, is the backup's job lock, already held by the
+        caller since before the record became visible; the job releases it when it ends."""
+        lock = self._held(backup_id, lock)
         slot = None
         try:
             slot = self._slot(on_wait)
@@ -157,9 +168,10 @@ class Manager:
         self.catalog.update_backup(record.id, None, status=BS.DELETED)
 
     def run_restore(self, backup_id: str, volume: Volume, *, volume_is_new: bool,
-                    progress: ProgressFn | None = None, on_wait: Callable[[], None] | None = None) -> None:
-        lock = self.job_lock(backup_id)
-        lock.acquire()
+                    progress: ProgressFn | None = None, on_wait: Callable[[], None] | None = None,
+                    lock: FileLock | None = None) -> None:
+        """Restore a backup recorded as restoring; ``lock`` as for :meth:`run_backup`."""
+        lock = self._held(backup_id, lock)
         slot = None
         ok = False
         try:
