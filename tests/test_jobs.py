@@ -160,6 +160,26 @@ def test_a_queued_job_is_not_taken_for_a_dead_one(av: Ashvault, tmp_path: pathli
         assert sha256(restored.location) == sha256(path)
         assert seen == [[], []], "the start-up left the queued backup and restore alone"
         assert api.backup_get(made.id).status == "available"
+        shipped = api.backup_export(made.id)
+    finally:
+        api.close()
+        other.close()
+    (tmp_path / "site-b").mkdir()
+    site = Ashvault(tmp_path / "site-b")
+    site.backups = av.backups
+    site.write_conf()
+    api, other = API(make_config(config_files=[str(site.conf)])), API(make_config(config_files=[str(site.conf)]))
+    try:
+        driver = api.manager.driver("posix")
+        check = driver.import_record
+
+        def slow_check(info: Any, extra: Any) -> None:
+            seen.append(other.manager.cleanup_incomplete())
+            check(info, extra)
+
+        driver.import_record = slow_check  # type: ignore[method-assign]
+        assert api.backup_import(shipped["backup_service"], shipped["backup_url"]).status == "available"
+        assert seen[-1] == [], "the start-up left the import alone"
     finally:
         api.close()
         other.close()

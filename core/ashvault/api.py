@@ -333,13 +333,18 @@ class API:
         record.service = driver.name
         record.object_count = record.object_count or 0
         record.stored_bytes = record.stored_bytes or 0
-        self.catalog.add(record)
+        lock = self.manager.job_lock(record.id)
+        lock.acquire()
         try:
-            driver.import_record(self.manager.info(record), doc.get("driver_info") or {})
-        except Exception as exc:
-            self.catalog.purge_backup(record.id)
-            if isinstance(exc, exceptions.AshvaultError):
-                raise
-            raise exceptions.InvalidBackup(reason=str(exc)) from exc
-        self.catalog.update_backup(record.id, [BS.CREATING], status=BS.AVAILABLE)
+            self.catalog.add(record)
+            try:
+                driver.import_record(self.manager.info(record), doc.get("driver_info") or {})
+            except Exception as exc:
+                self.catalog.purge_backup(record.id)
+                if isinstance(exc, exceptions.AshvaultError):
+                    raise
+                raise exceptions.InvalidBackup(reason=str(exc)) from exc
+            self.catalog.update_backup(record.id, [BS.CREATING], status=BS.AVAILABLE)
+        finally:
+            lock.release()
         return self.catalog.get_backup(record.id)
