@@ -313,17 +313,22 @@ def cpu_scaling(runs: int = 16) -> float:
 
 def engine_work(vol: str, lay: volumes.Layout, batch: int = 32) -> tuple[float, float]:
     """Seconds the engine's CPU work on the volume's own data takes on one thread and on two: per data run, the
-    64 KiB block fingerprints, the compression probe (and compression where it pays) and the object's hash, with
-    no I/O and no pipeline. Runs are read ``batch`` at a time, untimed.
+    block fingerprints, the compression probe (and compression where it pays) and the object's hash, with the posix
+    driver's default settings, no I/O and no pipeline. Runs are read ``batch`` at a time, untimed.
 
     A full backup with one worker does all of this in its one CPU slot, so it takes at least the first figure plus
     its start-up, however well its I/O overlaps.
     """
+    from ashvault import plugins
+    from ashvault.conf import make_config, register_group
     from ashvault.engine.compression import get_compressor
     from ashvault.engine.layout import content_hash, fingerprint
 
-    comp = get_compressor("zstd")
-    block = 64 * 1024
+    conf = make_config([], config_files=[])
+    posix = plugins.load_class(plugins.DRIVERS, "posix", kind="backup driver")
+    register_group(conf, posix.option_group, posix.get_driver_options())
+    comp = get_compressor(conf.backup_compression_algorithm, conf.backup_compression_level)
+    block = conf[posix.option_group].block_size
 
     def work(runs: list[bytes]) -> None:
         for run in runs:

@@ -42,6 +42,7 @@ def test_runs_and_prints_table(smoke: tuple[subprocess.CompletedProcess[str], di
         assert f"| {op} | cp |" in proc.stdout and f"| {op} | ashvault |" in proc.stdout
     assert "| ashvault target | limit | measured | met |" in proc.stdout
     assert "Floor of a full backup here" in proc.stdout and "Floor of a restore here" in proc.stdout
+    assert "With one worker, the one CPU slot does all the engine's CPU work" in proc.stdout
 
 
 def test_peers_installed(smoke: tuple[subprocess.CompletedProcess[str], dict]) -> None:

@@ -186,18 +186,17 @@ class API:
         lock = self.manager.job_lock(bid)
         lock.acquire()
         try:
-            try:
-                self.catalog.add(record)
-            except Exception:
-                if set_status:
-                    self.catalog.set_volume_status(vol.id, [VolumeStatus.BACKING_UP], VolumeStatus.AVAILABLE)
-                raise
-            return self.dispatcher.run(
-                self.manager.run_backup, bid, vol, progress=progress, on_wait=on_wait, set_volume_status=set_status,
-                lock=lock,
-            )
-        finally:
+            self.catalog.add(record)
+        except Exception:
             lock.release()
+            if set_status:
+                self.catalog.set_volume_status(vol.id, [VolumeStatus.BACKING_UP], VolumeStatus.AVAILABLE)
+            raise
+        # From here the job owns the lock and releases it when it ends.
+        return self.dispatcher.run(
+            self.manager.run_backup, bid, vol, progress=progress, on_wait=on_wait, set_volume_status=set_status,
+            lock=lock,
+        )
 
     def backup_restore(
         self,
@@ -233,16 +232,16 @@ class API:
             if not lock.acquire(blocking=False) or not self.catalog.update_backup(
                 rec.id, [BS.AVAILABLE], status=BS.RESTORING, restore_volume_id=vol.id
             ):
+                lock.release()
                 self.catalog.set_volume_status(vol.id, [VolumeStatus.RESTORING], VolumeStatus.AVAILABLE)
                 raise exceptions.InvalidState(reason=f"backup {rec.id} is busy")
+            # From here the job owns the lock, as in backup_create.
             self.dispatcher.run(self.manager.run_restore, rec.id, vol, volume_is_new=new, progress=progress,
                                 on_wait=on_wait, lock=lock)
         except Exception:
             if new:
                 self.volume_delete(vol.id, force=True)
             raise
-        finally:
-            lock.release()
         return self.catalog.get_backup(rec.id), self.catalog.get_volume(vol.id)
 
     def backup_delete(self, backup: str, *, force: bool = False, wait: float = 600.0) -> Backup:
