@@ -14,6 +14,7 @@ from clitools import Ashvault, MiB, one_line_error, register_volumes, sha256
 
 from ashvault.api import API
 from ashvault.conf import make_config
+from ashvault.jobs.locks import FileLock
 from ashvault.testing import volumes
 
 SLOW = "backup_bandwidth_limit = 8388608\n"
@@ -183,3 +184,26 @@ def test_a_queued_job_is_not_taken_for_a_dead_one(av: Ashvault, tmp_path: pathli
     finally:
         api.close()
         other.close()
+
+
+def test_force_delete_does_not_wait_for_a_job_queued_for_a_slot(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "v.img")
+    volumes.write_mixed(path, 8 * MiB, seed=44, run=MiB)
+    av.j("volume", "register", "v", path)
+    av.write_conf("backup_max_operations = 1\n")
+    slot = FileLock(str(av.state / "locks" / "operation-slot-0.lock"))
+    assert slot.acquire(blocking=False), "this test holds the only operation slot, as a running job would"
+    try:
+        proc = av.popen("backup", "create", "v", "--name", "queued")
+        deadline = time.monotonic() + 60
+        while not av.j("backup", "list", "--status", "creating") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the backup waits for the slot"
+        started = time.monotonic()
+        deleted = av("backup", "delete", "queued", "--force", "-f", "json", timeout=60).json()
+        assert deleted[0]["status"] == "deleted" and time.monotonic() - started < 30
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0 and "cancelled" in err
+    finally:
+        slot.release()
+    assert av.j("volume", "show", "v")["status"] == "available"

@@ -71,16 +71,20 @@ class SlotSemaphore:
         self.slots = slots
         self._lock: FileLock | None = None
 
-    def acquire(self, on_wait: Callable[[], None] | None = None, poll: float = 0.2) -> None:
+    def acquire(self, on_wait: Callable[[], None] | None = None, poll: float = 0.2,
+                cancelled: Callable[[], bool] | None = None) -> bool:
+        """Wait for a slot; False, without one, once ``cancelled`` says the waiting job was cancelled."""
         if self.slots <= 0:
-            return
+            return True
         waited = False
         while True:
             for n in range(self.slots):
                 lock = FileLock(os.path.join(self.directory, f"operation-slot-{n}.lock"))
                 if lock.acquire(blocking=False):
                     self._lock = lock
-                    return
+                    return True
+            if cancelled is not None and cancelled():
+                return False
             if not waited and on_wait is not None:
                 on_wait()
             waited = True

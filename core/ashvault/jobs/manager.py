@@ -83,9 +83,10 @@ class Manager:
             lock.acquire()
         return lock
 
-    def _slot(self, on_wait: Callable[[], None] | None) -> SlotSemaphore:
+    def _slot(self, on_wait: Callable[[], None] | None, cancelled: Callable[[], bool]) -> SlotSemaphore:
+        """An operation slot, or none if the job is cancelled while it waits (a force delete need not wait)."""
         sem = SlotSemaphore(self.lock_dir, self.conf.backup_max_operations)
-        sem.acquire(on_wait)
+        sem.acquire(on_wait, cancelled=cancelled)
         return sem
 
     def info(self, b: Backup, *, with_parent: bool = True) -> BackupInfo:
@@ -121,13 +122,13 @@ class Manager:
         lock = self._held(backup_id, lock)
         slot = None
         try:
-            slot = self._slot(on_wait)
+            watch = self._watch(backup_id, BS.CREATING)
+            slot = self._slot(on_wait, watch)
             record = self.catalog.get_backup(backup_id)
             if record.status != BS.CREATING:
                 raise exceptions.BackupCancelled(reason=f"backup {backup_id} is {record.status}")
             driver = self.driver(record.service)
-            ctx = JobContext(progress=progress, is_cancelled=self._watch(backup_id, BS.CREATING),
-                             cancel_error=exceptions.BackupCancelled)
+            ctx = JobContext(progress=progress, is_cancelled=watch, cancel_error=exceptions.BackupCancelled)
             try:
                 with self.source(volume.source).open_reader(volume.location) as reader:
                     result = driver.backup(self.info(record), reader, ctx)
@@ -175,11 +176,13 @@ class Manager:
         slot = None
         ok = False
         try:
-            slot = self._slot(on_wait)
+            watch = self._watch(backup_id, BS.RESTORING)
+            slot = self._slot(on_wait, watch)
             record = self.catalog.get_backup(backup_id)
+            if record.status != BS.RESTORING:
+                raise exceptions.RestoreCancelled(reason=f"backup {backup_id} is {record.status}")
             driver = self.driver(record.service)
-            ctx = JobContext(progress=progress, is_cancelled=self._watch(backup_id, BS.RESTORING),
-                             cancel_error=exceptions.RestoreCancelled)
+            ctx = JobContext(progress=progress, is_cancelled=watch, cancel_error=exceptions.RestoreCancelled)
             with self.source(volume.source).open_writer(volume.location) as writer:
                 driver.restore(self.info(record), writer, ctx, volume_is_new=volume_is_new)
             ok = True
