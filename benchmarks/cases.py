@@ -335,12 +335,8 @@ def engine_work(vol: str, lay: volumes.Layout, batch: int = 32) -> tuple[float, 
             view = memoryview(run)
             for j in range(0, len(run), block):
                 fingerprint(view[j : j + block])
-            stored = run
-            if comp.worth_compressing(run):
-                packed = comp.compress(run)
-                if len(packed) < len(run) - len(run) // 64:
-                    stored = packed
-            content_hash(stored)
+            packed = comp.pack(run)
+            content_hash(run if packed is None else packed)
 
     index = [i for i, k in enumerate(lay.kinds) if k != "z"]
     totals = [0.0, 0.0]

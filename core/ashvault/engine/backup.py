@@ -255,13 +255,9 @@ class BackupRun:
             # Only the bytes to store stay alive while the transfer waits, not the pieces they came from.
             pieces.clear()
             size = len(data)
-            stored = data
-            algo = "none"
             comp = self.settings.compressor
-            if comp.name != "none" and comp.worth_compressing(data):
-                packed = comp.compress(data)
-                if len(packed) < size - size // 64:
-                    stored, algo = packed, comp.name
+            packed = comp.pack(data)
+            stored, algo = (data, "none") if packed is None else (packed, comp.name)
             if isinstance(stored, memoryview) and not self.store.accepts_buffers:
                 stored = bytes(stored)
             del data

@@ -45,6 +45,14 @@ class Compressor(abc.ABC):
         sample = b"".join(view[i * step : i * step + self.probe] for i in range(4))
         return len(self.compress(sample)) < len(sample) - len(sample) // 32
 
+    def pack(self, data: bytes | memoryview) -> bytes | None:
+        """What an object holding ``data`` stores compressed, or ``None`` to store it as it is: when the probe
+        says it is not worth it, or when compression saves no more than a 64th."""
+        if self.name == "none" or not self.worth_compressing(data):
+            return None
+        packed = self.compress(data)
+        return packed if len(packed) < len(data) - len(data) // 64 else None
+
     @abc.abstractmethod
     def compress(self, data: bytes | memoryview) -> bytes:
         """Compress a whole object."""
