@@ -160,9 +160,10 @@ def workers(b: Bench) -> None:
 
     Each repetition also measures what no pipeline can go below (the report turns them into floors): the
     command's start-up (``backup list``, page cache dropped first as before every step); reading the volume with
-    ``O_DIRECT`` as a full backup does and writing as many bytes as it stored with ``O_DIRECT``, each alone and the
-    two at once; for a restore, reading the backup's files and writing the volume's data, alone and at once; and
-    how far compression and hashing alone scale on two threads.
+    ``O_DIRECT`` as a full backup does and storing objects of the sizes it stored as the posix driver does, each alone
+    and the two at once, with the CPU the whole machine spends on the two; for a restore, reading the backup's files
+    and writing the volume's data, alone and at once; how far compression and hashing alone scale on two threads;
+    and the engine's CPU work on the volume's data on one thread and on two.
     """
     orig, lay = b.source()
     vol = b.fresh_copy(orig)
@@ -177,6 +178,7 @@ def workers(b: Bench) -> None:
             b.log(f"workers rep {rep} threads {threads}: {run.seconds:.2f} s")
             if threads == 2:
                 stored = t.stored()
+                objects_sizes = tree_sizes(t.repo)
                 b.cold()
                 objects = overlapped_seconds(functools.partial(read_tree, t.repo))
                 b.add(case="workers", rep=rep, tool="python", variant="restore floor: read", op="the backup's files",
@@ -192,23 +194,27 @@ def workers(b: Bench) -> None:
                       seconds=start.seconds, cpu_s=start.cpu_s, rss_mib=start.rss_kib / 1024)
             t.cleanup()
         b.cold()
-        read = overlapped_seconds(functools.partial(direct_read, vol))
+        read, _ = overlapped(functools.partial(direct_read, vol))
         b.add(case="workers", rep=rep, tool="python", variant="floor: O_DIRECT read", op="of the volume",
               seconds=read, rss_mib=0.0, volume_bytes=b.size)
         b.cold()
-        write = overlapped_seconds(direct_writer(b.path("repo-floor.bin"), stored))
-        b.add(case="workers", rep=rep, tool="python", variant="floor: O_DIRECT write", op="of the stored bytes",
-              seconds=write, rss_mib=0.0, volume_bytes=stored)
+        store_objects = object_writer(b.path("repo-floor"), objects_sizes)
+        write, _ = overlapped(store_objects)
+        b.add(case="workers", rep=rep, tool="python", variant="floor: O_DIRECT write",
+              op="of the stored objects, as the posix driver writes them", seconds=write, rss_mib=0.0,
+              volume_bytes=stored)
         b.cold()
-        both = overlapped_seconds(functools.partial(direct_read, vol), direct_writer(b.path("repo-floor.bin"), stored))
+        both, io_cpu = overlapped(functools.partial(direct_read, vol), store_objects)
         b.add(case="workers", rep=rep, tool="python", variant="floor: read + write at once",
-              op="of the volume and the stored bytes", seconds=both, rss_mib=0.0, volume_bytes=b.size)
+              op="of the volume and the stored objects", seconds=both, cpu_s=io_cpu, rss_mib=0.0,
+              volume_bytes=b.size)
         b.cold()
         data = overlapped_seconds(direct_writer(b.path("restore-floor.bin"), lay.data_bytes))
         b.add(case="workers", rep=rep, tool="python", variant="restore floor: O_DIRECT write", op="of the data",
               seconds=data, rss_mib=0.0, volume_bytes=lay.data_bytes)
         b.log(f"workers rep {rep} floors: start-up {start.seconds:.2f} s; backup: read {read:.2f} s, "
-              f"write {write:.2f} s, both at once {both:.2f} s; restore: read {objects:.2f} s, write {data:.2f} s")
+              f"write {write:.2f} s, both at once {both:.2f} s ({io_cpu:.2f} CPU s); restore: read {objects:.2f} s, "
+              f"write {data:.2f} s")
         scaling = cpu_scaling()
         b.add(case="cpu-scaling", rep=rep, ratio=scaling)
         b.log(f"workers rep {rep} compression and hashing alone, 2 threads / 1: {scaling:.2f}")
@@ -243,6 +249,42 @@ def direct_read(path: str, buf: memoryview | None = None) -> None:
         os.close(fd)
 
 
+def tree_sizes(top: str) -> list[int]:
+    """Sizes of the files under ``top``."""
+    return [os.path.getsize(os.path.join(d, n)) for d, _sub, files in os.walk(top) for n in files]
+
+
+def object_writer(top: str, sizes: list[int]) -> Callable[[], None]:
+    """A job storing objects of ``sizes`` under ``top`` the way the posix driver stores a backup's objects (temporary
+    name, ``O_DIRECT``, fsync, rename, directory fsync), ``max_transfers`` of them at once, then removing them."""
+    from ashvault_posix.objectstore import PosixObjectStore
+
+    transfers = posix_defaults().max_transfers
+    data = aligned_buffer(max(sizes, default=0) or 4096)
+    data[:] = os.urandom(len(data))
+
+    def write() -> None:
+        store = PosixObjectStore(top)
+        store.put_container("floor")
+        names = iter(enumerate(sizes))
+        lock = threading.Lock()
+
+        def put() -> None:
+            while True:
+                with lock:
+                    item = next(names, None)
+                if item is None:
+                    return
+                store.put_object("floor", f"o{item[0]:06d}", data[: item[1]])
+
+        try:
+            overlapped_seconds(*([put] * transfers))
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+    return write
+
+
 def direct_writer(path: str, nbytes: int) -> Callable[[], None]:
     """A job writing ``nbytes`` of random data to a new file with ``O_DIRECT`` in 4 MiB writes, fsync, unlink."""
     buf = aligned_buffer(4 * MiB)
@@ -263,6 +305,12 @@ def direct_writer(path: str, nbytes: int) -> Callable[[], None]:
 
 def overlapped_seconds(*jobs: Callable[[], object]) -> float:
     """Seconds until every job, each on its own thread and all started at once, has finished."""
+    return overlapped(*jobs)[0]
+
+
+def overlapped(*jobs: Callable[[], object]) -> tuple[float, float]:
+    """Seconds until every job, each on its own thread and all started at once, has finished, and the CPU seconds the
+    whole machine was busy meanwhile (kernel threads and interrupts included, from ``/proc/stat``; 0 elsewhere)."""
     errors: list[BaseException] = []
 
     def guard(job: Callable[[], object]) -> None:
@@ -272,14 +320,28 @@ def overlapped_seconds(*jobs: Callable[[], object]) -> float:
             errors.append(exc)
 
     threads = [threading.Thread(target=guard, args=(job,)) for job in jobs]
+    busy = busy_cpu_seconds()
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    seconds = time.perf_counter() - start
+    busy = busy_cpu_seconds() - busy
     if errors:
         raise errors[0]
-    return time.perf_counter() - start
+    return seconds, busy
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds this machine has spent on anything but idling and waiting for I/O since boot (0 without /proc)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_scaling(runs: int = 16) -> float:
@@ -311,6 +373,25 @@ def cpu_scaling(runs: int = 16) -> float:
     return statistics.median(rate[2]) / statistics.median(rate[1])
 
 
+@dataclass
+class PosixDefaults:
+    conf: Any
+    block_size: int
+    max_transfers: int
+
+
+def posix_defaults() -> PosixDefaults:
+    """The posix driver's default settings, as a backup with no configuration file uses them."""
+    from ashvault import plugins
+    from ashvault.conf import make_config, register_group
+
+    conf = make_config([], config_files=[])
+    posix = plugins.load_class(plugins.DRIVERS, "posix", kind="backup driver")
+    register_group(conf, posix.option_group, posix.get_driver_options())
+    group = conf[posix.option_group]
+    return PosixDefaults(conf, group.block_size, group.max_transfers)
+
+
 def engine_work(vol: str, lay: volumes.Layout, batch: int = 32) -> tuple[float, float]:
     """Seconds the engine's CPU work on the volume's own data takes on one thread and on two: per data run, the
     block fingerprints, the compression probe (and compression where it pays) and the object's hash, with the posix
@@ -319,16 +400,12 @@ def engine_work(vol: str, lay: volumes.Layout, batch: int = 32) -> tuple[float, 
     A full backup with one worker does all of this in its one CPU slot, so it takes at least the first figure plus
     its start-up, however well its I/O overlaps.
     """
-    from ashvault import plugins
-    from ashvault.conf import make_config, register_group
     from ashvault.engine.compression import get_compressor
     from ashvault.engine.layout import content_hash, fingerprint
 
-    conf = make_config([], config_files=[])
-    posix = plugins.load_class(plugins.DRIVERS, "posix", kind="backup driver")
-    register_group(conf, posix.option_group, posix.get_driver_options())
-    comp = get_compressor(conf.backup_compression_algorithm, conf.backup_compression_level)
-    block = conf[posix.option_group].block_size
+    opts = posix_defaults()
+    comp = get_compressor(opts.conf.backup_compression_algorithm, opts.conf.backup_compression_level)
+    block = opts.block_size
 
     def work(runs: list[bytes]) -> None:
         for run in runs:

@@ -78,3 +78,34 @@ def test_one_worker_floor_is_start_up_plus_the_engine_work_on_one_thread() -> No
     # The 2-worker floor is 0.5 + 2.0 = 2.5 s: a pipeline at both floors shows 4.0 / 2.5.
     assert "ratio of 1.60" in line
     assert f"{max(0.0, ncpu * 2.0 - 3.5):.2f} s are not that work" in line
+
+
+def test_ceiling_counts_the_kernel_cpu_of_the_io_against_two_cpus() -> None:
+    # 1 worker: 0.5 + 3.5 = 4.0 s. 2 workers: 0.5 + max(1.0, 3.5 / 2, (3.5 + 0.5) / 2) = 2.5 s.
+    line = report.ceiling(start=0.5, disk=1.0, work1=3.5, scaling=2.0, io_cpu=0.5, ncpu=2)
+    assert "4.00 / 2.50 = 1.60, below the 1.7 target" in line
+    # A third CPU takes the I/O: 0.5 + max(1.0, 1.75, 4.0 / 3) = 2.25 s.
+    assert "With one more CPU for the I/O it would be 1.78." in line
+    # Two threads that share a core less well lower it: 3.5 s of work costs 2 * 3.5 / 1.75 = 4.0 CPU s on two.
+    assert "= 1.45, below" in report.ceiling(start=0.5, disk=1.0, work1=3.5, scaling=1.75, io_cpu=0.5, ncpu=2)
+    assert "at or above the 1.7 target" in report.ceiling(start=0.1, disk=1.0, work1=3.5, scaling=2.0, io_cpu=0.1,
+                                                          ncpu=2)
+
+
+def test_floors_print_the_ceiling_once_the_io_cpu_and_the_scaling_are_measured() -> None:
+    recs = _records(both=1.0, cpu2=4.0, restore_cpu=0.5)
+    recs += [{"case": "workers", "rep": rep, "variant": "floor: engine CPU work, 1 thread", "op": "", "seconds": 3.5}
+             for rep in range(3)]
+    assert not any(x.startswith("Ceiling") for x in report.floors(recs))
+    for r in recs:
+        if r.get("variant") == "floor: read + write at once":
+            r["cpu_s"] = 0.5
+    recs += [{"case": "cpu-scaling", "rep": rep, "ratio": ratio} for rep, ratio in enumerate((2.3, 1.75, 2.0))]
+    line = next(x for x in report.floors(recs) if x.startswith("Ceiling"))
+    ncpu = os.cpu_count() or 1
+    # A measured speed-up above 2 is noise: it counts as 2, and so does the median here.
+    assert "(3.50 s / 2.00, the speed-up two threads reach = 1.75 s)" in line
+    two = 0.5 + max(1.0, 1.75, (3.5 + 0.5) / ncpu)
+    assert f"= {4.0 / two:.2f}," in line
+    slower = 0.5 + max(1.0, 2.0, (4.0 + 0.5) / ncpu)
+    assert f"Per repetition: {4.0 / two:.2f}, {4.0 / slower:.2f}, {4.0 / two:.2f}." in line

@@ -43,6 +43,10 @@ def test_runs_and_prints_table(smoke: tuple[subprocess.CompletedProcess[str], di
     assert "| ashvault target | limit | measured | met |" in proc.stdout
     assert "Floor of a full backup here" in proc.stdout and "Floor of a restore here" in proc.stdout
     assert "With one worker, the one CPU slot does all the engine's CPU work" in proc.stdout
+    assert "Ceiling of the 2/1 workers ratio here" in proc.stdout
+    floor = next(r for r in doc["records"] if r.get("variant") == "floor: read + write at once")
+    # 64 MiB of I/O may take less than one clock tick of CPU, so only the record is checked here.
+    assert floor.get("cpu_s", -1.0) >= 0, "the kernel's CPU for the backup's I/O was not recorded"
 
 
 def test_peers_installed(smoke: tuple[subprocess.CompletedProcess[str], dict]) -> None:
