@@ -259,12 +259,12 @@ def object_writer(top: str, sizes: list[int]) -> Callable[[], None]:
     name, ``O_DIRECT``, fsync, rename, directory fsync), ``max_transfers`` of them at once, then removing them."""
     from ashvault_posix.objectstore import PosixObjectStore
 
-    transfers = posix_defaults().max_transfers
+    opts = posix_defaults()
     data = aligned_buffer(max(sizes, default=0) or 4096)
     data[:] = os.urandom(len(data))
 
     def write() -> None:
-        store = PosixObjectStore(top)
+        store = PosixObjectStore(top, fsync=opts.fsync, direct_io=opts.direct_io)
         store.put_container("floor")
         names = iter(enumerate(sizes))
         lock = threading.Lock()
@@ -278,7 +278,7 @@ def object_writer(top: str, sizes: list[int]) -> Callable[[], None]:
                 store.put_object("floor", f"o{item[0]:06d}", data[: item[1]])
 
         try:
-            overlapped_seconds(*([put] * transfers))
+            overlapped_seconds(*([put] * opts.max_transfers))
         finally:
             shutil.rmtree(top, ignore_errors=True)
 
@@ -334,14 +334,15 @@ def overlapped(*jobs: Callable[[], object]) -> tuple[float, float]:
 
 
 def busy_cpu_seconds() -> float:
-    """CPU seconds this machine has spent on anything but idling and waiting for I/O since boot (0 without /proc)."""
+    """CPU seconds this machine has spent working since boot: not idling, not waiting for I/O, and not stolen by the
+    hypervisor for other guests (0 without ``/proc``)."""
     try:
         with open("/proc/stat") as f:
             fields = [int(x) for x in f.readline().split()[1:9]]
     except OSError:
         return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_scaling(runs: int = 16) -> float:
@@ -378,6 +379,8 @@ class PosixDefaults:
     conf: Any
     block_size: int
     max_transfers: int
+    fsync: bool
+    direct_io: bool
 
 
 def posix_defaults() -> PosixDefaults:
@@ -389,7 +392,7 @@ def posix_defaults() -> PosixDefaults:
     posix = plugins.load_class(plugins.DRIVERS, "posix", kind="backup driver")
     register_group(conf, posix.option_group, posix.get_driver_options())
     group = conf[posix.option_group]
-    return PosixDefaults(conf, group.block_size, group.max_transfers)
+    return PosixDefaults(conf, group.block_size, group.max_transfers, group.fsync, group.direct_io)
 
 
 def engine_work(vol: str, lay: volumes.Layout, batch: int = 32) -> tuple[float, float]:
