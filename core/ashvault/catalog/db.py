@@ -21,7 +21,7 @@ from ashvault import exceptions
 from ashvault.catalog.models import Backup, BackupStatus, Volume, utcnow
 from ashvault.jobs.locks import FileLock
 
-HEAD = "0001"
+HEAD = "0002"
 """The newest migration; a catalog at this revision needs no alembic run."""
 
 _MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")

@@ -64,6 +64,8 @@ class Backup:
     service: str | None = None
     """Name of the driver that holds the data."""
     service_metadata: str | None = None
+    format: str = "chunked/1"
+    """How the backup's data is laid out on the backend (``chunked/1``, ``ceph-rbd/1``, ...); written by the core."""
     object_count: int = 0
     stored_bytes: int = 0
     read_bytes: int = 0
