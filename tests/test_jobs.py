@@ -14,7 +14,7 @@ from clitools import Ashvault, MiB, one_line_error, register_volumes, sha256
 
 from ashvault.api import API
 from ashvault.conf import make_config
-from ashvault.jobs.locks import FileLock
+from ashvault.locks import FileLock
 from ashvault.testing import volumes
 
 SLOW = "backup_bandwidth_limit = 8388608\n"

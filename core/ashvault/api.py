@@ -26,7 +26,7 @@ from ashvault.conf import make_config
 from ashvault.driver import ProgressFn, VerifyReport
 from ashvault.engine.layout import backup_prefix
 from ashvault.jobs.dispatcher import LocalDispatcher
-from ashvault.jobs.locks import owner_alive
+from ashvault.locks import owner_alive
 from ashvault.jobs.manager import Manager
 from ashvault.objectstore import check_name
 

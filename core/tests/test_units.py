@@ -12,7 +12,7 @@ import pytest
 
 from ashvault import exceptions, plugins
 from ashvault.engine import extents
-from ashvault.jobs.locks import FileLock, SlotSemaphore, owner_alive
+from ashvault.locks import FileLock, SlotSemaphore, owner_alive
 from ashvault.objectstore import check_name
 from ashvault.testing.fakes import FaultyObjectStore, MemoryObjectStore
 from ashvault.wrappers import RetryingObjectStore
@@ -86,7 +86,7 @@ def test_locks_tell_a_live_owner_from_a_dead_one(tmp_path: pathlib.Path) -> None
     assert not owner_alive(path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from ashvault.jobs.locks import FileLock
+        from ashvault.locks import FileLock
         FileLock({path!r}).acquire()
         print("held", flush=True)
         time.sleep(60)

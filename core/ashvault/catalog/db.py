@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ashvault import exceptions
 from ashvault.catalog.models import Backup, BackupStatus, Volume, utcnow
-from ashvault.jobs.locks import FileLock
+from ashvault.locks import FileLock
 
 HEAD = "0002"
 """The newest migration; a catalog at this revision needs no alembic run."""

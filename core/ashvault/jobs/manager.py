@@ -17,7 +17,7 @@ from ashvault import conf as conf_mod
 from ashvault import exceptions, plugins
 from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
 from ashvault.driver import BackupDriver, BackupInfo, JobContext, ProgressFn, VerifyReport
-from ashvault.jobs.locks import FileLock, SlotSemaphore, owner_alive
+from ashvault.locks import FileLock, SlotSemaphore, owner_alive
 from ashvault.sources import VolumeSource
 
 LOG = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""File locks held for as long as a process lives: a job's lock tells whether its owner is still running.
+"""File locks held for as long as a process lives: a job's lock tells whether its owner is still running; the catalog
+serialises its migrations with one.
 
 ``flock`` locks vanish with the process that holds them, even on SIGKILL, so a record whose lock can be taken
 belongs to a dead owner, however old or young it is.
