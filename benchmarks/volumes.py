@@ -18,7 +18,7 @@ from ashvault.testing.volumes import sha256_file as sha256_file
 MiB = 1 << 20
 GiB = 1 << 30
 RUN = 4 * MiB
-BLOCK = 64 * 1024
+
 _LETTERS = b"abcdefghijklmnopqrstuvwxyz"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from oslo_config import cfg
 
 from ashvault import exceptions
+from ashvault.blocks import BLOCK
 
 MiB = 1 << 20
 
@@ -105,7 +106,7 @@ def chunked_driver_opts(
     *,
     cinder: dict[str, str],
     object_size: int = 4 * MiB,
-    block_size: int = 64 * 1024,
+    block_size: int = BLOCK,
     container: str | None = "volumebackups",
     retry_attempts: int | None = None,
     retry_backoff: float | None = None,
@@ -121,7 +122,7 @@ def chunked_driver_opts(
         return [cfg.DeprecatedOpt(cinder[name], group="DEFAULT")] if name in cinder else []
 
     return [
-        cfg.IntOpt("object_size", default=object_size, min=64 * 1024, deprecated_opts=old("object_size"),
+        cfg.IntOpt("object_size", default=object_size, min=BLOCK, deprecated_opts=old("object_size"),
                    help="Largest object written, in bytes (uncompressed). Memory use is about this times "
                         "(pipeline threads + max_transfers), whatever the volume size."),
         cfg.IntOpt("block_size", default=block_size, min=4096, deprecated_opts=old("block_size"),

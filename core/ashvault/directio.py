@@ -22,6 +22,8 @@ import os
 import sys
 import threading
 
+from ashvault.libc import memcmp
+
 ALIGN = 4096
 HUGE = 2 << 20
 """Size of a transparent huge page on x86-64 and arm64 (4 KiB base pages)."""
@@ -29,10 +31,6 @@ STAGE = HUGE
 """Bytes staged per ``O_DIRECT`` write by default: one huge page, so most compressed objects are one request."""
 _REFUSED = (errno.EINVAL, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM)
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_memcmp = _libc.memcmp
-_memcmp.restype = ctypes.c_int
-_memcmp.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
 _ZEROS = bytes(1 << 20)
 
 
@@ -109,16 +107,21 @@ def address(data: bytes | memoryview) -> int | None:
     return ctypes.addressof(ctypes.c_char.from_buffer(view))
 
 
-def is_zero(data: bytes | memoryview) -> bool:
-    """Whether every byte of ``data`` is zero: a ``memcmp`` for bytes and writable buffers, a copy for others."""
+def is_zero(data: bytes | memoryview, start: int = 0, length: int | None = None) -> bool:
+    """Whether bytes ``[start, start + length)`` of ``data`` (all of it by default) are zero.
+
+    The one all-zero check: a ``memcmp`` without the GIL for bytes and writable buffers, a compare of a copy for
+    other buffers. Comparing two memoryviews instead runs byte by byte in Python's generic code, 100 times slower.
+    """
     view = memoryview(data).cast("B")
+    end = len(view) if length is None else start + length
     addr = address(data)
-    for pos in range(0, len(view), len(_ZEROS)):
-        n = min(len(_ZEROS), len(view) - pos)
+    for pos in range(start, end, len(_ZEROS)):
+        n = min(len(_ZEROS), end - pos)
         if addr is None:
             if bytes(view[pos : pos + n]) != _ZEROS[:n]:
                 return False
-        elif _memcmp(addr + pos, _ZEROS, n):
+        elif memcmp(addr + pos, _ZEROS, n):
             return False
     return True
 

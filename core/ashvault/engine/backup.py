@@ -19,7 +19,7 @@ import datetime
 import threading
 from collections.abc import Iterable, Iterator
 
-from ashvault import exceptions
+from ashvault import blocks, exceptions
 from ashvault.directio import is_zero
 from ashvault.driver import BackupInfo, JobContext
 from ashvault.engine import extents as ext
@@ -97,19 +97,6 @@ class _BlockRanges:
         return out
 
 
-def _block_ranges(extents: Iterable[tuple[int, int]], block: int, nblocks: int) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for off, length in extents:
-        lo, hi = off // block, min(nblocks, -(-(off + length) // block))
-        if lo >= hi:
-            continue
-        if out and out[-1][1] >= lo:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
 def plan_segments(
     size: int,
     settings: Settings,
@@ -122,28 +109,28 @@ def plan_segments(
     ``data`` (when given) are listed as zero without being read.
     """
     bs = settings.block_size
-    nblocks = -(-size // bs)
+    nblocks = blocks.count(size, bs)
     per_seg = settings.object_size // bs
-    data_r = _BlockRanges(_block_ranges(data, bs, nblocks)) if data is not None else None
-    changed_r = _BlockRanges(_block_ranges(changed, bs, nblocks)) if changed is not None else None
+    data_r = _BlockRanges(blocks.widen(data, nblocks, bs)) if data is not None else None
+    changed_r = _BlockRanges(blocks.widen(changed, nblocks, bs)) if changed is not None else None
     for first in range(0, nblocks, per_seg):
         last = min(nblocks, first + per_seg)
         todo = changed_r.clip(first, last) if changed_r is not None else [(first, last)]
-        blocks: list[tuple[int, int, bool]] = []
+        plan: list[tuple[int, int, bool]] = []
         for lo, hi in todo:
             if data_r is None:
-                blocks.append((lo, hi - lo, True))
+                plan.append((lo, hi - lo, True))
                 continue
             pos = lo
             for a, b in data_r.clip(lo, hi):
                 if a > pos:
-                    blocks.append((pos, a - pos, False))
-                blocks.append((a, b - a, True))
+                    plan.append((pos, a - pos, False))
+                plan.append((a, b - a, True))
                 pos = b
             if pos < hi:
-                blocks.append((pos, hi - pos, False))
-        if blocks:
-            yield _Plan(first * bs, min(size, last * bs), blocks)
+                plan.append((pos, hi - pos, False))
+        if plan:
+            yield _Plan(first * bs, min(size, last * bs), plan)
 
 
 class BackupRun:
@@ -173,7 +160,7 @@ class BackupRun:
             self.settings.block_size = parent.manifest.block_size
             self.settings.__post_init__()
         self.bs = self.settings.block_size
-        self.nblocks = -(-self.size // self.bs)
+        self.nblocks = blocks.count(self.size, self.bs)
         self._zero_fp = {self.bs: fingerprint(bytes(self.bs))}
         self._seq = 0
         self._pieces: list[tuple[int, bytes | memoryview]] = []
@@ -375,6 +362,7 @@ class BackupRun:
             },
         )
         raw = encode_manifest(manifest)
+        self.store.put_object(self.container, f"{self.prefix}/{MANIFEST}", raw)
+        # Known only once encoded, so it is reported to the caller but not stored in the manifest itself.
         manifest.stats["metadata_bytes"] = len(raw) + len(index_raw)
-        self.store.put_object(self.container, f"{self.prefix}/{MANIFEST}", encode_manifest(manifest))
         return manifest

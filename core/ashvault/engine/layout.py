@@ -11,7 +11,7 @@ from typing import Any
 import blake3
 import zstandard
 
-from ashvault import exceptions
+from ashvault import blocks, exceptions
 from ashvault.objectstore import ObjectStore
 
 FORMAT_NAME = "ashvault-backup"
@@ -167,7 +167,7 @@ def encode_index(fps: array.array) -> bytes:  # type: ignore[type-arg]
 def read_index(store: ObjectStore, container: str, manifest: Manifest) -> array.array:  # type: ignore[type-arg]
     """The parent's block fingerprints, checked against the manifest. Raises ``IntegrityError``."""
     entry = manifest.index
-    nblocks = -(-manifest.size // manifest.block_size)
+    nblocks = blocks.count(manifest.size, manifest.block_size)
     if entry is None:
         return array.array("Q", [0]) * nblocks
     raw = store.get_object(container, entry.name)

@@ -7,7 +7,6 @@ written once whatever the length of the chain. Objects are checked before any of
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
 import threading
 from collections.abc import Callable
 
@@ -16,6 +15,7 @@ from ashvault.driver import JobContext, VerifyReport
 from ashvault.engine import extents as ext
 from ashvault.engine.compression import get_compressor
 from ashvault.engine.layout import Manifest, ObjectEntry, content_hash
+from ashvault.engine.pool import run_bounded
 from ashvault.objectstore import ObjectStore
 from ashvault.sources import VolumeWriter
 
@@ -43,30 +43,6 @@ def fetch(store: ObjectStore, container: str, entry: ObjectEntry, backup_id: str
     return data
 
 
-def _run_bounded(
-    pool: cf.ThreadPoolExecutor,
-    jobs: list[Callable[[], int]],
-    limit: int,
-    ctx: JobContext,
-    total: int,
-) -> None:
-    pending: collections.deque[cf.Future[int]] = collections.deque()
-    done_bytes = 0
-    try:
-        for job in jobs:
-            ctx.check()
-            pending.append(pool.submit(job))
-            while len(pending) > limit:
-                done_bytes += pending.popleft().result()
-                ctx.progress(done_bytes, total)
-        while pending:
-            done_bytes += pending.popleft().result()
-            ctx.progress(done_bytes, total)
-    finally:
-        for fut in pending:
-            fut.cancel()
-
-
 def restore(
     store: ObjectStore,
     container: str,
@@ -91,14 +67,11 @@ def restore(
             for off, length in ext.gaps(manifest.extents, manifest.size):
                 target.zero(off, length)
 
-    def job(idx: int) -> Callable[[], int]:
-        def run() -> int:
+    def job(idx: int) -> Callable[[], None]:
+        def run() -> None:
             data = memoryview(fetch(store, container, manifest.objects[idx], manifest.backup_id))
-            written = 0
             for off, length, obj_off in by_object[idx]:
                 target.pwrite(off, data[obj_off : obj_off + length])
-                written += length
-            return written
 
         return run
 
@@ -107,8 +80,8 @@ def restore(
     for off, length in ext.coalesce((off, length) for off, length, _i, _oo in manifest.extents):
         target.reserve(off, length)
     total = sum(length for _o, length, _i, _oo in manifest.extents)
-    with cf.ThreadPoolExecutor(workers, thread_name_prefix="ashvault-restore") as pool:
-        _run_bounded(pool, [job(i) for i in by_object], workers * 2, ctx, total)
+    work = ((sum(n for _o, n, _oo in by_object[i]), job(i)) for i in by_object)
+    run_bounded(work, ctx, workers=workers, total=total, name="restore")
     target.flush()
 
 
@@ -117,8 +90,8 @@ def verify(store: ObjectStore, container: str, manifest: Manifest, ctx: JobConte
     lock = threading.Lock()
     entries = list(manifest.objects) + ([manifest.index] if manifest.index else [])
 
-    def job(entry: ObjectEntry) -> Callable[[], int]:
-        def run() -> int:
+    def job(entry: ObjectEntry) -> Callable[[], None]:
+        def run() -> None:
             problem = None
             try:
                 fetch(store, container, entry, manifest.backup_id)
@@ -129,12 +102,10 @@ def verify(store: ObjectStore, container: str, manifest: Manifest, ctx: JobConte
                     report.corrupt.append((entry.name, problem))
                 report.objects_checked += 1
                 report.bytes_checked += entry.stored_size
-            return entry.stored_size
 
         return run
 
     total = sum(e.stored_size for e in entries)
-    with cf.ThreadPoolExecutor(workers, thread_name_prefix="ashvault-verify") as pool:
-        _run_bounded(pool, [job(e) for e in entries], workers * 2, ctx, total)
+    run_bounded(((e.stored_size, job(e)) for e in entries), ctx, workers=workers, total=total, name="verify")
     report.corrupt.sort()
     return report

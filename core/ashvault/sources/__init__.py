@@ -8,7 +8,7 @@ run them from several worker threads at once.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import ClassVar
 
 from oslo_config import cfg
@@ -141,10 +141,3 @@ class VolumeSource(abc.ABC):
     def open_writer(self, location: str) -> VolumeWriter:
         """Open for restore. Raises ``InvalidVolume``."""
 
-
-def clip_extents(extents: Iterable[Extent], start: int, end: int) -> Iterator[Extent]:
-    """The parts of ``extents`` (sorted) that fall inside ``[start, end)``."""
-    for off, length in extents:
-        lo, hi = max(off, start), min(off + length, end)
-        if lo < hi:
-            yield lo, hi - lo

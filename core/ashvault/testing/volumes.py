@@ -6,8 +6,10 @@ import hashlib
 import os
 import random
 
+from ashvault.blocks import BLOCK
+
 MiB = 1 << 20
-BLOCK = 64 * 1024
+
 
 _WORDS = (b"volume backup restore chunk object manifest incremental snapshot container driver ceph swift "
           b"posix block sparse zero hash compress verify catalog record status available error deleting").split()

@@ -14,34 +14,29 @@ from collections.abc import Iterable
 
 import blake3
 
-BLOCK = 64 * 1024
+from ashvault import blocks
+from ashvault.blocks import BLOCK
+from ashvault.directio import is_zero
+
 DIGEST = 16
 _ZERO = bytes(DIGEST)
-_ZEROS = memoryview(bytes(BLOCK))
 MAGIC = b"ashvault-rbd-index/1\n"
 
+__all__ = ["BLOCK", "BlockIndex", "align", "digest"]
 
-def digest(block: bytes | memoryview) -> bytes:
-    """The block's digest; the zero sentinel for an all-zero block."""
-    if memoryview(block) == _ZEROS[: len(block)]:
+
+def digest(data: bytes | memoryview, start: int = 0, length: int = BLOCK) -> bytes:
+    """The digest of the block ``data[start : start + length]``; the zero sentinel for an all-zero block."""
+    length = min(length, len(data) - start)
+    if is_zero(data, start, length):
         return _ZERO
-    return bytes(blake3.blake3(block).digest(DIGEST))
+    return bytes(blake3.blake3(memoryview(data)[start : start + length]).digest(DIGEST))
 
 
 def align(extents: Iterable[tuple[int, int, bool]], size: int, block: int = BLOCK) -> list[tuple[int, int, bool]]:
     """``extents`` widened to whole blocks (clipped to ``size``) and merged; all marked as holding data to read."""
-    out: list[tuple[int, int, bool]] = []
-    for off, length, _data in extents:
-        lo = off - off % block
-        hi = min(size, -(-(off + length) // block) * block)
-        if lo >= hi:
-            continue
-        if out and out[-1][0] + out[-1][1] >= lo:
-            start = out[-1][0]
-            out[-1] = (start, max(out[-1][0] + out[-1][1], hi) - start, True)
-        else:
-            out.append((lo, hi - lo, True))
-    return out
+    spans = blocks.widen(((off, length) for off, length, _data in extents), blocks.count(size, block), block)
+    return [(lo * block, min(size, hi * block) - lo * block, True) for lo, hi in spans]
 
 
 class BlockIndex:
@@ -50,7 +45,7 @@ class BlockIndex:
 
     def __init__(self, size: int, raw: bytes | None = None) -> None:
         self.size = size
-        self.blocks = -(-size // BLOCK)
+        self.blocks = blocks.count(size)
         self.buf = bytearray(self.blocks * DIGEST)
         self.stale: list[int] = []
         """Offsets of blocks whose digest must be recomputed even if unchanged (a partial last block that grew)."""
@@ -74,29 +69,25 @@ class BlockIndex:
 
     def update(self, off: int, data: bytes | memoryview) -> None:
         """Record the digests of ``data``, which starts at block boundary ``off``."""
-        view = memoryview(data)
         first = off // BLOCK
-        for i in range(0, len(view), BLOCK):
+        for i in range(0, len(data), BLOCK):
             j = (first + i // BLOCK) * DIGEST
-            self.buf[j : j + DIGEST] = digest(view[i : i + BLOCK])
+            self.buf[j : j + DIGEST] = digest(data, i)
 
     def mismatches(self, off: int, data: bytes | memoryview) -> list[int]:
         """Offsets of the blocks of ``data`` (starting at block boundary ``off``) whose digest differs."""
-        view = memoryview(data)
         first = off // BLOCK
         bad = []
-        for i in range(0, len(view), BLOCK):
+        for i in range(0, len(data), BLOCK):
             j = (first + i // BLOCK) * DIGEST
-            if self.buf[j : j + DIGEST] != digest(view[i : i + BLOCK]):
+            if self.buf[j : j + DIGEST] != digest(data, i):
                 bad.append(off + i)
         return bad
 
     def data_outside(self, extents: list[tuple[int, int, bool]]) -> list[int]:
         """Offsets of blocks outside the (block-aligned) ``extents`` whose digest says they held data."""
         covered = bytearray(self.blocks)
-        for off, length, _d in extents:
-            lo, hi = off // BLOCK, min(self.blocks, -(-(off + length) // BLOCK))
-            if lo < hi:
-                covered[lo:hi] = b"\x01" * (hi - lo)
+        for lo, hi in blocks.widen(((off, length) for off, length, _d in extents), self.blocks):
+            covered[lo:hi] = b"\x01" * (hi - lo)
         return [b * BLOCK for b in range(self.blocks)
                 if not covered[b] and self.buf[b * DIGEST : (b + 1) * DIGEST] != _ZERO]

@@ -8,40 +8,36 @@ errors are translated by the caller, which knows what it was doing).
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures as cf
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ashvault import exceptions
+from ashvault.blocks import BLOCK
+from ashvault.directio import is_zero
 from ashvault.driver import JobContext
+from ashvault.engine.pool import run_bounded
 from ashvault.sources import VolumeWriter
 from ashvault_ceph.blockindex import BlockIndex, align
 from ashvault_ceph.rbd_source import RbdReader, extents
 
 PIECE = 8 << 20
-BLOCK = 64 * 1024
-"""Zero runs of this size inside a changed extent are zeroed on the backup image, not written."""
-_ZEROS = memoryview(bytes(PIECE))
 
 Extent = tuple[int, int, bool]
 """(offset, length, has data)."""
 
 
-def is_zero(data: bytes | memoryview) -> bool:
-    """``data`` (at most 8 MiB) is all zero bytes: a memcmp, where ``bytes.count`` would scan holding the GIL."""
-    return memoryview(data) == _ZEROS[: len(data)]
-
-
 def zero_runs(data: bytes, block: int = BLOCK) -> list[tuple[int, int, bool]]:
-    """``data`` cut into runs of whole ``block``-sized pieces: (start, end, all zero)."""
+    """``data`` cut into runs of whole ``block``-sized pieces: (start, end, all zero).
+
+    Zero runs inside a changed extent are zeroed on the backup image, not written.
+    """
     if is_zero(data):
         return [(0, len(data), True)]
-    view = memoryview(data)
     runs: list[tuple[int, int, bool]] = []
     for a in range(0, len(data), block):
         b = min(a + block, len(data))
-        zero = view[a:b] == _ZEROS[: b - a]
+        zero = is_zero(data, a, b - a)
         if runs and runs[-1][2] == zero:
             runs[-1] = (runs[-1][0], b, zero)
         else:
@@ -53,34 +49,15 @@ def run_pieces(todo: list[Extent], fn: Callable[[int, int, bool], tuple[int, int
                piece: int = PIECE, workers: int = 4) -> tuple[int, int]:
     """Call ``fn(offset, length, has_data)`` on every piece of ``todo``; return the sums of what it returned."""
     piece = max(BLOCK, min(piece, PIECE) // BLOCK * BLOCK)
-    total = sum(n for _o, n, _d in todo) or 1
-    sums = [0, 0]
-    done = 0
-    pending: collections.deque[tuple[int, cf.Future[tuple[int, int]]]] = collections.deque()
 
-    def settle(limit: int) -> None:
-        nonlocal done
-        while len(pending) > limit:
-            n, fut = pending.popleft()
-            a, b = fut.result()
-            sums[0] += a
-            sums[1] += b
-            done += n
-            ctx.progress(done, total)
+    def pieces() -> Iterator[tuple[int, Callable[[], tuple[int, int]]]]:
+        for off, length, has_data in todo:
+            for pos in range(off, off + length, piece):
+                n = min(piece, off + length - pos)
+                yield n, functools.partial(fn, pos, n, has_data)
 
-    with cf.ThreadPoolExecutor(workers, thread_name_prefix="ashvault-rbd") as pool:
-        try:
-            for off, length, has_data in todo:
-                for pos in range(off, off + length, piece):
-                    ctx.check()
-                    n = min(piece, off + length - pos)
-                    pending.append((n, pool.submit(fn, pos, n, has_data)))
-                    settle(2 * workers)
-            settle(0)
-        finally:
-            for _n, fut in pending:
-                fut.cancel()
-    return sums[0], sums[1]
+    results = run_bounded(pieces(), ctx, workers=workers, total=sum(n for _o, n, _d in todo) or 1, name="rbd")
+    return sum(a for a, _b in results), sum(b for _a, b in results)
 
 
 def copy_diff(reader: RbdReader, from_snap: str | None, dest: Any, ctx: JobContext, *, index: BlockIndex | None,
