@@ -1,16 +1,15 @@
 """Reading and writing files around the page cache (``O_DIRECT``) where the file system allows it.
 
 Volumes are read once per backup, and backup objects and restored volumes are written once and rarely read back
-soon. Putting them through the page cache costs a kernel copy to or from freshly allocated pages, which on the
-virtual machines we measured ran at 0.5-2 GB/s and took more CPU than compression; ``O_DIRECT`` read at about
-3 GB/s and wrote at 1.5 GB/s at a tenth of the CPU (FORMAT.md, "Choices and measurements").
+soon. Putting them through the page cache costs a kernel copy to or from freshly allocated pages; ``O_DIRECT``
+moves the bytes between the device and our buffers (docs/performance.md, "Reads and writes").
 ``O_DIRECT`` wants the buffer, offset and length aligned: reads land in page-aligned buffers (from a
 :class:`BufferPool`, which hands them out again once nothing refers to them, where the caller gives one); writes
 from page-aligned memory go straight to the file, others are staged through pooled aligned buffers; whatever is not
 aligned goes through an ordinary descriptor to the same file. Buffers of 1 MiB or more sit on transparent huge
-pages where the kernel allows it: physically contiguous memory lets one call reach the device as one request, which
-read 2-3x faster than ordinary pages on the VMs we measured (FORMAT.md, "Huge-page buffers"). File systems that
-refuse ``O_DIRECT`` (tmpfs, some FUSE mounts) get ordinary reads and writes.
+pages where the kernel allows it: physically contiguous memory lets one call reach the device as one request
+(docs/performance.md, "Huge-page buffers"). File systems that refuse ``O_DIRECT`` (tmpfs, some FUSE mounts) get
+ordinary reads and writes.
 """
 
 from __future__ import annotations
@@ -60,10 +59,9 @@ def _allocate(length: int) -> tuple[bytearray | mmap.mmap, int]:
 class BufferPool:
     """Aligned buffers (as :func:`aligned_buffer` makes them) handed out again once nothing refers to them.
 
-    Fresh memory costs the kernel a zeroing of every page (7-9% of a full backup's CPU samples): a pool pays it once
-    per buffer. A buffer is free again when the pool holds the only reference to its memory; every view of
-    it, slices included, holds one, so bytes a queued object still points to are never overwritten. Reused buffers
-    are not zeroed.
+    Fresh memory costs the kernel a zeroing of every page: a pool pays it once per buffer. A buffer is free again
+    when the pool holds the only reference to its memory; every view of it, slices included, holds one, so bytes a
+    queued object still points to are never overwritten. Reused buffers are not zeroed.
 
     A request gets a buffer of exactly its length, so a view never pins more memory than it shows. The pool keeps at
     most ``keep`` buffers, of any lengths; a new length takes the place of a free buffer of another one, and when
@@ -111,7 +109,7 @@ def is_zero(data: bytes | memoryview, start: int = 0, length: int | None = None)
     """Whether bytes ``[start, start + length)`` of ``data`` (all of it by default) are zero.
 
     The one all-zero check: a ``memcmp`` without the GIL for bytes and writable buffers, a compare of a copy for
-    other buffers. Comparing two memoryviews instead runs byte by byte in Python's generic code, 100 times slower.
+    other buffers (comparing two memoryviews instead runs item by item in Python's generic code, far slower).
     """
     view = memoryview(data).cast("B")
     end = len(view) if length is None else start + length

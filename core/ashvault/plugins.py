@@ -21,17 +21,14 @@ COMPRESSORS = "ashvault.compressors"
 DISTRIBUTIONS = {
     DRIVERS: {
         "posix": "ashvault-posix",
-        "nfs": "ashvault-posix",
-        "glusterfs": "ashvault-posix",
         "swift": "ashvault-swift",
-        "google": "ashvault-google",
         "ceph": "ashvault-ceph",
-        "tsm": "ashvault-tsm",
     },
     SOURCES: {"rbd": "ashvault-ceph"},
     COMPRESSORS: {"zstd": "zstandard"},
 }
-"""Where the plugins we know of come from, for the 'pip install' hint."""
+"""Which distribution provides each plugin, for the 'pip install' hint: only plugins that a distribution in this
+repository (or, for ``zstd``, on PyPI) provides today. A name enters when its driver does, never before."""
 
 CINDER_MODULES = {"gcs": "google", "google": "google", "posix": "posix", "nfs": "nfs", "glusterfs": "glusterfs",
                   "swift": "swift", "ceph": "ceph", "tsm": "tsm", "s3": "s3"}

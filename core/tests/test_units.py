@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import pathlib
 import subprocess
@@ -55,8 +56,23 @@ def test_driver_names(value: str, name: str) -> None:
 
 
 def test_unknown_driver_says_what_to_install() -> None:
-    with pytest.raises(exceptions.PluginNotFound, match="pip install ashvault-tsm"):
+    assert plugins.install_hint(plugins.DRIVERS, "swift") == "pip install ashvault-swift"
+    assert plugins.install_hint(plugins.SOURCES, "rbd") == "pip install ashvault-ceph"
+    with pytest.raises(exceptions.PluginNotFound, match="install the plugin that provides it") as err:
         plugins.load_class(plugins.DRIVERS, "tsm", kind="backup driver")
+    assert "pip install" not in str(err.value)
+
+
+def test_install_hints_name_only_distributions_of_this_repository() -> None:
+    provided = {}
+    for path in pathlib.Path(__file__).resolve().parents[2].glob("plugins/*/setup.cfg"):
+        setup = configparser.ConfigParser()
+        setup.read(path)
+        for line in setup.get("options.entry_points", plugins.DRIVERS, fallback="").splitlines():
+            if "=" in line:
+                provided[line.split("=")[0].strip()] = setup.get("metadata", "name")
+    hints = plugins.DISTRIBUTIONS[plugins.DRIVERS]
+    assert hints and all(provided.get(name) == dist for name, dist in hints.items()), (hints, provided)
 
 
 def test_retry_gives_up_after_the_attempts() -> None:

@@ -35,8 +35,8 @@ class Compressor(abc.ABC):
     def worth_compressing(self, data: bytes | memoryview) -> bool:
         """Whether ``data`` looks compressible, judged from four evenly spaced samples.
 
-        Random or already compressed data (a third of the benchmark's volume) then costs a sixtieth of compressing it.
-        Data that fails the probe is stored as it is, which is never wrong, only larger.
+        Random or already compressed data then costs a small fraction of compressing it. Data that fails the probe
+        is stored as it is, which is never wrong, only larger.
         """
         view = memoryview(data).cast("B")
         if len(view) < 16 * self.probe:
