@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/codec_choice.py [--runs 48]
 
-The figures behind the hash and default compression level in FORMAT.md ("Choices and measurements").
+The figures behind the hash and default compression level in docs/performance.md ("Choices and measurements").
 """
 
 from __future__ import annotations

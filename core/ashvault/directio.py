@@ -2,7 +2,7 @@
 
 Volumes are read once per backup, and backup objects and restored volumes are written once and rarely read back
 soon. Putting them through the page cache costs a kernel copy to or from freshly allocated pages; ``O_DIRECT``
-moves the bytes between the device and our buffers (docs/performance.md, "Reads and writes").
+moves the bytes between the device and our buffers (docs/performance.md, "Reads").
 ``O_DIRECT`` wants the buffer, offset and length aligned: reads land in page-aligned buffers (from a
 :class:`BufferPool`, which hands them out again once nothing refers to them, where the caller gives one); writes
 from page-aligned memory go straight to the file, others are staged through pooled aligned buffers; whatever is not
