@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ashvault import blocks, exceptions
-from ashvault.directio import aligned_buffer, is_zero
 from ashvault.driver import JobContext
 from ashvault.engine.pool import run_bounded
 
@@ -24,24 +23,6 @@ def test_block_counts_spans_and_widening() -> None:
     assert blocks.widen(ranges, 12) == [(0, 2), (9, 12)]
     assert blocks.widen([(0, 10), (10, 10)], 1, block=10) == [(0, 1)]
     assert blocks.widen([], 5) == []
-
-
-def test_is_zero_looks_only_inside_its_window() -> None:
-    size = 3 * MiB + 5
-    for make in (bytes, bytearray, lambda n: aligned_buffer(n), lambda n: memoryview(bytes(n))):
-        raw = bytearray(size)
-        raw[MiB + 3] = 7
-        data = make(size)
-        if isinstance(data, bytes):
-            data = bytes(raw)
-        elif isinstance(data, memoryview) and data.readonly:
-            data = memoryview(bytes(raw))
-        else:
-            data[:] = raw
-        assert not is_zero(data)
-        assert is_zero(data, 0, MiB + 3) and is_zero(data, MiB + 4)
-        assert not is_zero(data, MiB + 3, 1) and not is_zero(data, MiB, 2 * MiB)
-        assert is_zero(data, 5, 0)
 
 
 def test_bounded_pool_keeps_order_bounds_the_queue_and_reports_progress() -> None:

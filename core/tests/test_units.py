@@ -259,6 +259,8 @@ def test_is_zero_sees_one_byte_anywhere() -> None:
             else:
                 data[:] = buf
             assert not is_zero(data), (make, pos)
+            assert is_zero(data, 0, pos) and is_zero(data, pos + 1) and is_zero(data, pos, 0), (make, pos)
+            assert not is_zero(data, pos, 1) and not is_zero(data, max(0, pos - 5), 6), (make, pos)
 
 
 def test_compression_probe_skips_random_data_only() -> None:
