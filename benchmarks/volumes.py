@@ -18,7 +18,6 @@ from ashvault.testing.volumes import sha256_file as sha256_file
 MiB = 1 << 20
 GiB = 1 << 30
 RUN = 4 * MiB
-
 _LETTERS = b"abcdefghijklmnopqrstuvwxyz"
 
 

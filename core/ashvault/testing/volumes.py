@@ -10,7 +10,6 @@ from ashvault.blocks import BLOCK
 
 MiB = 1 << 20
 
-
 _WORDS = (b"volume backup restore chunk object manifest incremental snapshot container driver ceph swift "
           b"posix block sparse zero hash compress verify catalog record status available error deleting").split()
 
