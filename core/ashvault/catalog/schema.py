@@ -22,6 +22,7 @@ from ashvault import exceptions
 from ashvault.catalog.models import Backup, Volume
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+VERSIONS = os.path.join(MIGRATIONS, "versions")
 _TYPES = (str, int, bool, datetime.datetime)
 
 
@@ -72,14 +73,13 @@ _QUOTED = re.compile(r"""["']([^"']+)["']""")
 
 
 @functools.cache
-def head() -> str:
+def head(versions: str = VERSIONS) -> str:
     """The newest migration's revision, read from the scripts' ``revision`` and ``down_revision`` lines.
 
     The scripts are read, not imported: they import SQLAlchemy, which a catalog already at this revision never needs.
     """
     revisions: set[str] = set()
     parents: set[str] = set()
-    versions = os.path.join(MIGRATIONS, "versions")
     for entry in sorted(os.listdir(versions)):
         if not entry.endswith(".py") or entry.startswith("_"):
             continue
