@@ -13,10 +13,9 @@ import dataclasses
 import datetime
 import functools
 import os
-import re
 import types
 import typing
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ashvault import exceptions
 from ashvault.catalog.models import Backup, Volume
@@ -32,19 +31,15 @@ class Column(NamedTuple):
     nullable: bool
 
 
-@dataclasses.dataclass(frozen=True)
 class Table:
-    name: str
-    record: type
-    columns: tuple[Column, ...]
+    """A table's name, the record class a row is read into, and its columns in the class's field order."""
 
-    @functools.cached_property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
-
-    @functools.cached_property
-    def by_name(self) -> dict[str, Column]:
-        return {c.name: c for c in self.columns}
+    def __init__(self, name: str, record: type, columns: tuple[Column, ...]) -> None:
+        self.name = name
+        self.record = record
+        self.columns = columns
+        self.names = tuple(c.name for c in columns)
+        self.by_name = {c.name: c for c in columns}
 
     def of(self, kind: type) -> frozenset[str]:
         """The names of the columns holding ``kind``."""
@@ -52,9 +47,12 @@ class Table:
 
 
 def _table(name: str, record: type) -> Table:
-    hints = typing.get_type_hints(record)
+    fields = dataclasses.fields(record)
+    hints: dict[str, Any] = {f.name: f.type for f in fields}
+    if any(isinstance(hint, str) for hint in hints.values()):
+        hints = typing.get_type_hints(record)
     columns = []
-    for field in dataclasses.fields(record):
+    for field in fields:
         hint = hints[field.name]
         args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         kinds = [a for a in args if a is not type(None)]
@@ -68,9 +66,6 @@ VOLUMES = _table("volumes", Volume)
 BACKUPS = _table("backups", Backup)
 TABLES: dict[type, Table] = {Volume: VOLUMES, Backup: BACKUPS}
 
-_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.*)$", re.MULTILINE)
-_QUOTED = re.compile(r"""["']([^"']+)["']""")
-
 
 @functools.cache
 def head(versions: str = VERSIONS) -> str:
@@ -83,16 +78,28 @@ def head(versions: str = VERSIONS) -> str:
     for entry in sorted(os.listdir(versions)):
         if not entry.endswith(".py") or entry.startswith("_"):
             continue
+        found: dict[str, list[str]] = {}
         with open(os.path.join(versions, entry), encoding="utf-8") as script:
-            found = dict(_ASSIGNMENT.findall(script.read()))
-        revision = _QUOTED.findall(found.get("revision", ""))
+            for line in script:
+                if line.startswith("def "):
+                    break
+                target, equals, value = line.partition("=")
+                name = target.partition(":")[0].strip()
+                if equals and name in ("revision", "down_revision"):
+                    found[name] = _strings(value)
+        revision = found.get("revision", [])
         if len(revision) != 1:
             raise exceptions.ConfigurationError(reason=f"catalog migration {entry} names no revision")
-        revisions.add(revision[0])
-        parents.update(_QUOTED.findall(found.get("down_revision", "")))
+        revisions.update(revision)
+        parents.update(found.get("down_revision", []))
     heads = sorted(revisions - parents)
     if len(heads) != 1:
         raise exceptions.ConfigurationError(
             reason=f"the catalog's migrations must end in one revision, not {', '.join(heads) or 'none'}"
         )
     return heads[0]
+
+
+def _strings(value: str) -> list[str]:
+    """The quoted strings in an assignment's value: ``None``, ``"a"`` or ``("a", "b")``."""
+    return value.partition("#")[0].replace("'", '"').split('"')[1::2]
