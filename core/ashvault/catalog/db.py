@@ -1,14 +1,14 @@
 """Catalog access. Status changes are conditional updates, so two workers never both win a transition.
 
 Queries go straight to the database's DB-API driver (``sqlite3``, or ``psycopg`` for PostgreSQL), each transaction
-on a connection borrowed from a few kept idle. SQLAlchemy and alembic are imported only to migrate the schema:
-importing SQLAlchemy took 0.2-0.3 s, most of every command's start-up, and every command opens the catalog.
+on a connection borrowed from a few kept idle, with statements built from the schema (``schema.py``, ``sql.py``).
+SQLAlchemy and alembic are imported only when the schema must be migrated: every command opens the catalog, and
+importing them would be most of its start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import logging
 import os
@@ -18,21 +18,16 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from ashvault import exceptions
+from ashvault.catalog import schema
 from ashvault.catalog.models import Backup, BackupStatus, Volume, utcnow
+from ashvault.catalog.schema import BACKUPS, TABLES, VOLUMES
+from ashvault.catalog.sql import Dialect, Statement, Where
 from ashvault.locks import FileLock
 
-HEAD = "0002"
-"""The newest migration; a catalog at this revision needs no alembic run."""
-
-_MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
-_TABLES: dict[type, str] = {Volume: "volumes", Backup: "backups"}
-_COLUMNS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _TABLES}
-_BOOLS = frozenset({"managed", "deleted"})
-_TIMES = frozenset({"created_at", "updated_at", "data_timestamp", "deleted_at"})
 _IDLE = 4
 """Connections kept open between transactions."""
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
-"""How SQLAlchemy stores a ``DateTime`` in SQLite (UTC here); catalogs written before keep working."""
+_TIMES = {cls: table.of(datetime.datetime) for cls, table in TABLES.items()}
+_BOOLS = {cls: table.of(bool) for cls, table in TABLES.items()}
 
 R = TypeVar("R", Volume, Backup)
 
@@ -61,6 +56,7 @@ class Catalog:
     def __init__(self, url: str, *, lock_dir: str) -> None:
         self.url = url
         self.kind, self._target = _driver(url)
+        self._sql = Dialect(self.kind)
         if self.kind == "postgresql":
             try:
                 import psycopg
@@ -147,52 +143,35 @@ class Catalog:
             except self._errors as exc:
                 raise exceptions.CatalogError(reason=_message(exc)) from exc
 
-    def _sql(self, text: str) -> str:
-        return text.replace("?", "%s") if self.kind == "postgresql" else text
-
-    def _param(self, name: str, value: Any) -> Any:
-        if self.kind == "sqlite" and name in _TIMES and isinstance(value, datetime.datetime):
-            if value.tzinfo is not None:
-                value = value.astimezone(datetime.UTC).replace(tzinfo=None)
-            return value.strftime(_SQLITE_TIME)
-        return value
-
     def _record(self, cls: type[R], row: Iterable[Any]) -> R:
-        values = dict(zip(_COLUMNS[cls], row, strict=True))
-        for name in _TIMES.intersection(values):
+        values = dict(zip(TABLES[cls].names, row, strict=True))
+        for name in _TIMES[cls]:
             value = values[name]
             if isinstance(value, str):
                 value = datetime.datetime.fromisoformat(value)
             if isinstance(value, datetime.datetime) and value.tzinfo is None:
                 value = value.replace(tzinfo=datetime.UTC)
             values[name] = value
-        for name in _BOOLS.intersection(values):
+        for name in _BOOLS[cls]:
             values[name] = bool(values[name])
         return cls(**values)
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    def _run(self, statement: Statement) -> tuple[list[Any], int]:
+        """The statement's rows (none unless it returns some) and its row count."""
         with self._tx() as cur:
-            cur.execute(self._sql(sql), tuple(params))
-            return list(cur.fetchall()) if cur.description is not None else []
+            cur.execute(statement.text, statement.params)
+            return (list(cur.fetchall()) if cur.description is not None else []), cur.rowcount
 
-    def _select(self, cls: type[R], where: str = "", params: Iterable[Any] = (), tail: str = "") -> list[R]:
-        sql = f"SELECT {', '.join(_COLUMNS[cls])} FROM {_TABLES[cls]}" + (f" WHERE {where}" if where else "")
-        return [self._record(cls, row) for row in self._rows(sql + tail, params)]
+    def _select(self, cls: type[R], where: Where, *, order: Iterable[str] = (), limit: int | None = None) -> list[R]:
+        rows, _ = self._run(self._sql.select(TABLES[cls], where, order=order, limit=limit))
+        return [self._record(cls, row) for row in rows]
 
     def _update(self, cls: type, ident: str, expected: Iterable[str] | None, fields: dict[str, Any]) -> bool:
-        unknown = set(fields) - set(_COLUMNS[cls])
-        if unknown:
-            raise TypeError(f"no such {_TABLES[cls]} column: {', '.join(sorted(unknown))}")
-        sets = ", ".join(f"{name} = ?" for name in fields)
-        params = [self._param(name, value) for name, value in fields.items()] + [ident]
-        sql = f"UPDATE {_TABLES[cls]} SET {sets} WHERE id = ?"
+        where: dict[str, Any] = {"id": ident}
         if expected is not None:
-            states = list(expected)
-            sql += f" AND status IN ({', '.join('?' * len(states))})" if states else " AND 1 = 0"
-            params += states
-        with self._tx() as cur:
-            cur.execute(self._sql(sql), params)
-            return bool(cur.rowcount == 1)
+            where["status"] = list(expected)
+        _, count = self._run(self._sql.update(TABLES[cls], fields, where))
+        return bool(count == 1)
 
     def close(self) -> None:
         """Close the idle connections; one in use is closed when its transaction ends."""
@@ -204,19 +183,23 @@ class Catalog:
 
     # schema
 
-    def _revision(self) -> str | None:
+    def revision(self) -> str | None:
+        """The revision the catalog's schema is at; None before the first migration."""
         try:
-            rows = self._rows("SELECT version_num FROM alembic_version")
+            with self._tx() as cur:
+                cur.execute("SELECT version_num FROM alembic_version")
+                row = cur.fetchone()
         except exceptions.CatalogError:
             return None
-        return rows[0][0] if rows else None
+        return row[0] if row else None
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (alembic), once, under a lock."""
-        if self._revision() == HEAD:
+        head = schema.head()
+        if self.revision() == head:
             return
         with FileLock(os.path.join(self._lock_dir, "catalog-migrate.lock")):
-            if self._revision() == HEAD:
+            if self.revision() == head:
                 return
             logging.getLogger("alembic").setLevel(logging.WARNING)
             import sqlalchemy as sa
@@ -224,7 +207,7 @@ class Catalog:
             from alembic.config import Config
 
             cfg = Config()
-            cfg.set_main_option("script_location", _MIGRATIONS)
+            cfg.set_main_option("script_location", schema.MIGRATIONS)
             engine = sa.create_engine(self.url)
             try:
                 with engine.begin() as conn:
@@ -238,14 +221,11 @@ class Catalog:
     # volumes
 
     def add(self, record: Volume | Backup) -> None:
-        cls = type(record)
-        cols = _COLUMNS[cls]
-        sql = f"INSERT INTO {_TABLES[cls]} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        with self._tx() as cur:
-            cur.execute(self._sql(sql), [self._param(c, getattr(record, c)) for c in cols])
+        table = TABLES[type(record)]
+        self._run(self._sql.insert(table, {name: getattr(record, name) for name in table.names}))
 
     def get_volume(self, ident: str) -> Volume:
-        found = self._select(Volume, "id = ?", [ident]) or self._select(Volume, "name = ?", [ident])
+        found = self._select(Volume, {"id": ident}) or self._select(Volume, {"name": ident})
         if not found:
             raise exceptions.VolumeNotFound(volume=ident)
         if len(found) > 1:
@@ -253,25 +233,25 @@ class Catalog:
         return found[0]
 
     def find_volume(self, volume_id: str) -> Volume | None:
-        found = self._select(Volume, "id = ?", [volume_id])
+        found = self._select(Volume, {"id": volume_id})
         return found[0] if found else None
 
     def list_volumes(self) -> list[Volume]:
-        return self._select(Volume, tail=" ORDER BY created_at, name")
+        return self._select(Volume, {}, order=["created_at", "name"])
 
     def set_volume_status(self, volume_id: str, expected: Iterable[str] | None, status: str) -> bool:
         return self._update(Volume, volume_id, expected, {"status": status, "updated_at": utcnow()})
 
     def delete_volume(self, volume_id: str) -> None:
-        self._rows("DELETE FROM volumes WHERE id = ?", [volume_id])
+        self._run(self._sql.delete(VOLUMES, {"id": volume_id}))
 
     # backups
 
     def get_backup(self, ident: str, *, deleted: bool = False) -> Backup:
-        by_id = self._select(Backup, "id = ?", [ident])
+        by_id = self._select(Backup, {"id": ident})
         if by_id and (deleted or not by_id[0].deleted):
             return by_id[0]
-        found = self._select(Backup, "name = ? AND deleted = ?", [ident, False])
+        found = self._select(Backup, {"name": ident, "deleted": False})
         if not found:
             raise exceptions.BackupNotFound(backup=ident)
         if len(found) > 1:
@@ -279,30 +259,27 @@ class Catalog:
         return found[0]
 
     def find_backup(self, backup_id: str) -> Backup | None:
-        found = self._select(Backup, "id = ?", [backup_id])
+        found = self._select(Backup, {"id": backup_id})
         return found[0] if found else None
 
     def list_backups(
         self, *, volume_id: str | None = None, status: str | None = None, deleted: bool = False
     ) -> list[Backup]:
-        where, params = ["1 = 1"], []
+        where: dict[str, Any] = {}
         if not deleted:
-            where.append("deleted = ?")
-            params.append(False)
+            where["deleted"] = False
         if volume_id:
-            where.append("volume_id = ?")
-            params.append(volume_id)
+            where["volume_id"] = volume_id
         if status:
-            where.append("status = ?")
-            params.append(status)
-        return self._select(Backup, " AND ".join(where), params, " ORDER BY created_at, id")
+            where["status"] = status
+        return self._select(Backup, where, order=["created_at", "id"])
 
     def latest_available(self, volume_id: str) -> Backup | None:
         found = self._select(
             Backup,
-            "volume_id = ? AND status = ? AND deleted = ?",
-            [volume_id, BackupStatus.AVAILABLE, False],
-            " ORDER BY data_timestamp DESC, created_at DESC LIMIT 1",
+            {"volume_id": volume_id, "status": BackupStatus.AVAILABLE, "deleted": False},
+            order=["data_timestamp DESC", "created_at DESC"],
+            limit=1,
         )
         return found[0] if found else None
 
@@ -310,12 +287,11 @@ class Catalog:
         states = list(statuses)
         if not states:
             return []
-        where = f"parent_id = ? AND status IN ({', '.join('?' * len(states))}) AND deleted = ?"
-        return self._select(Backup, where, [backup_id, *states, False])
+        return self._select(Backup, {"parent_id": backup_id, "status": states, "deleted": False})
 
     def incomplete(self, host: str) -> list[Backup]:
         busy = [BackupStatus.CREATING, BackupStatus.RESTORING, BackupStatus.DELETING]
-        return self._select(Backup, "status IN (?, ?, ?) AND host = ? AND deleted = ?", [*busy, host, False])
+        return self._select(Backup, {"status": busy, "host": host, "deleted": False})
 
     def update_backup(self, backup_id: str, expected: Iterable[str] | None, **fields: Any) -> bool:
         """Set ``fields`` if the backup's status is one of ``expected`` (any when None); True when it was."""
@@ -325,11 +301,11 @@ class Catalog:
         return self._update(Backup, backup_id, expected, fields)
 
     def backup_status(self, backup_id: str) -> str | None:
-        rows = self._rows("SELECT status FROM backups WHERE id = ?", [backup_id])
+        rows, _ = self._run(self._sql.select(BACKUPS, {"id": backup_id}, columns=["status"]))
         return rows[0][0] if rows else None
 
     def purge_backup(self, backup_id: str) -> None:
-        self._rows("DELETE FROM backups WHERE id = ?", [backup_id])
+        self._run(self._sql.delete(BACKUPS, {"id": backup_id}))
 
 
 def _message(exc: BaseException) -> str:

@@ -1,10 +1,10 @@
 """Catalog records: volumes and backups, with Cinder's backup statuses.
 
-Plain dataclasses: the schema itself lives in the alembic migrations (``migrations/versions``), and a column added
-there needs its field here.
+Plain dataclasses, and the code's whole view of the schema: each field is a column, its type (``str``, ``int``,
+``bool``, ``datetime``, or one of them ``| None`` for a nullable column) says how it is stored and read back
+(``schema.py``). A column added here needs an alembic migration in ``migrations/versions``, and a test fails until
+the migrated database and these fields agree.
 """
-
-from __future__ import annotations
 
 import dataclasses
 import datetime
@@ -27,7 +27,6 @@ class VolumeStatus:
     RESTORING = "restoring-backup"
     ERROR = "error"
     ERROR_RESTORING = "error_restoring"
-    DELETING = "deleting"
 
 
 def utcnow() -> datetime.datetime:
