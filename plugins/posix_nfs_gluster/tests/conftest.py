@@ -94,6 +94,16 @@ def ganesha(tmp_path_factory: pytest.TempPathFactory, mounts: Mounts) -> Iterato
     n.down()
 
 
+@pytest.fixture
+def mount_base(tmp_path: pathlib.Path) -> Iterator[str]:
+    """A mount-point base of the test's own; whatever got mounted under it is unmounted afterwards."""
+    base = str(tmp_path / "mnt")
+    yield base
+    if os.path.isdir(base):
+        for entry in os.listdir(base):
+            servers.umount(os.path.join(base, entry))
+
+
 @pytest.fixture(scope="session")
 def shared_base(mounts: Mounts) -> str:
     """One mount-point base for the session, so tests reuse a mount as the driver does."""
