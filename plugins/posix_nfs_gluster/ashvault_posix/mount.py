@@ -96,18 +96,30 @@ class Mounter:
     def is_mounted(self) -> bool:
         return mounted_at(self.path) is not None
 
-    def ensure(self) -> str:
-        """Mount the share unless something is mounted on the mount point already; returns the mount point.
+    def usable(self) -> bool:
+        """Whether something is mounted on the mount point and answers (a dead FUSE mount does not)."""
+        if not self.is_mounted():
+            return False
+        try:
+            os.listdir(self.path)
+        except OSError:
+            return False
+        return True
 
+    def ensure(self) -> str:
+        """Mount the share unless it is mounted and answering already; returns the mount point.
+
+        A mount that no longer answers (its client died, or a failed mount left it behind) is detached first.
         Raises :class:`MountError` with the command's own last error line once every attempt failed.
         """
-        if self.is_mounted():
+        if self.usable():
             return self.path
         lock = FileLock(self.lock_path)
         lock.acquire()
         try:
-            if self.is_mounted():
+            if self.usable():
                 return self.path
+            self._detach()
             try:
                 os.makedirs(self.path, exist_ok=True)
             except OSError as exc:
@@ -117,6 +129,7 @@ class Mounter:
                 reason = self._mount_once()
                 if reason is None:
                     return self.path
+                self._detach()
                 if attempt == self.attempts:
                     raise MountError(share=self.share, path=self.path,
                                      reason=f"{reason} (after {attempt} attempt{'s' if attempt > 1 else ''})")
@@ -127,19 +140,27 @@ class Mounter:
         raise AssertionError("unreachable")
 
     def _mount_once(self) -> str | None:
-        """Run the mount command once: ``None`` once the share is mounted, else the reason it is not."""
+        """Run the mount command once: ``None`` once the share is mounted and answers, else why it is not."""
         argv = self.argv()
         try:
             processutils.execute(*argv, check_exit_code=True)
         except processutils.ProcessExecutionError as exc:
-            if self.is_mounted():
-                return None
             return _last_line(exc.stderr) or _last_line(exc.stdout) or f"{argv[0]} exited with {exc.exit_code}"
         except OSError as exc:
             return f"{argv[0]}: {exc.strerror}"
         if not self.is_mounted():
             return f"{' '.join(self.command)} returned 0 but nothing is mounted there"
+        if not self.usable():
+            return "the mount does not answer"
         return None
+
+    def _detach(self) -> None:
+        """Lazily unmount whatever is left on the mount point (a dead or half-made mount)."""
+        while self.is_mounted():
+            try:
+                processutils.execute("umount", "-l", self.path, check_exit_code=True)
+            except (processutils.ProcessExecutionError, OSError):
+                return
 
     def unmount(self) -> None:
         """Unmount the share if it is mounted (used by tests and tools; the drivers leave it mounted)."""
@@ -189,8 +210,9 @@ class MountedBackupDriver(ChunkedBackupDriver):
         """Mount the share, then write, read back and remove a probe object; says which step failed."""
         if not self.options.share:
             raise exceptions.DriverSetupError(reason=f"[{self.option_group}] share is not set")
+        root = self.mounter.ensure()
+        probe(root, self.share_label(), fsync=self.options.fsync, direct_io=self.options.direct_io)
         super().check_for_setup_error()
-        probe(self.mounter.path, self.share_label(), fsync=self.options.fsync, direct_io=self.options.direct_io)
 
     def share_label(self) -> str:
         return f"{self.name} share {self.options.share}"

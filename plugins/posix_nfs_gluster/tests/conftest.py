@@ -60,10 +60,7 @@ class Mounts:
         return path
 
     def unmount_all(self) -> None:
-        for base in self.bases:
-            if os.path.isdir(base):
-                for entry in os.listdir(base):
-                    servers.umount(os.path.join(base, entry))
+        unmount_under(str(self.root))
 
 
 @pytest.fixture(scope="session")
@@ -94,14 +91,21 @@ def ganesha(tmp_path_factory: pytest.TempPathFactory, mounts: Mounts) -> Iterato
     n.down()
 
 
+def unmount_under(directory: str) -> None:
+    """Unmount every mount below ``directory`` (mount points a test made, whatever happened to the test)."""
+    prefix = os.path.realpath(directory) + os.sep
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in reversed(points):
+        if point.startswith(prefix):
+            servers.umount(point)
+
+
 @pytest.fixture
 def mount_base(tmp_path: pathlib.Path) -> Iterator[str]:
-    """A mount-point base of the test's own; whatever got mounted under it is unmounted afterwards."""
-    base = str(tmp_path / "mnt")
-    yield base
-    if os.path.isdir(base):
-        for entry in os.listdir(base):
-            servers.umount(os.path.join(base, entry))
+    """A mount-point base of the test's own; whatever got mounted below ``tmp_path`` is unmounted afterwards."""
+    yield str(tmp_path / "mnt")
+    unmount_under(str(tmp_path))
 
 
 @pytest.fixture(scope="session")

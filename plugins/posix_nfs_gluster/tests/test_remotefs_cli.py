@@ -229,8 +229,8 @@ def test_bad_shares_are_one_line_and_lose_nothing(setup: Setup, tmp_path: pathli
     line = one_line_error(av("backup", "create", "v", "--name", "ro", ok=False))
     assert "Read-only file system" in line or "Permission denied" in line, line
     for entry in os.listdir(other):
-        from conftest import servers
-        servers.umount(os.path.join(other, entry))
+        if mounted_at(os.path.join(other, entry)):
+            subprocess.run(["umount", "-l", os.path.join(other, entry)], check=True)
     setup.write()
     assert av.j("backup", "verify", "good")["result"] == "ok"
     assert sha256(av.j("backup", "restore", good["id"])["volume_location"]) == sha256(path)
