@@ -7,6 +7,9 @@ everything above the mount is the real driver. It takes the arguments ``mount -t
 
     nfs_fuse.py [-o port=2049,mountport=20048,timeo=50,ro] host:/export/path /mount/point
 
+``nodirect`` makes opens with O_DIRECT fail with EINVAL, as some FUSE file systems do (for the tests of the
+fallback to ordinary I/O).
+
 It returns once the share is mounted (exit 0), or prints one line and exits 32, as mount(8) does. The mount
 behaves as a ``soft`` one: a call the server does not answer within ``timeo`` deciseconds fails with ETIMEDOUT,
 a lost connection fails the call, and the next call reconnects, so a restarted server is used again.
@@ -184,8 +187,9 @@ class NfsClient:
 class NfsFs(Operations):  # type: ignore[misc]
     # No attribute may be named after a FUSE operation it does not implement (fusepy would dispatch to it).
 
-    def __init__(self, client: NfsClient) -> None:
+    def __init__(self, client: NfsClient, *, refuse_direct: bool = False) -> None:
         self.nfs = client
+        self.refuse_direct = refuse_direct
         self.files: dict[int, Handle] = {}
         self.next_fh = 1
         self.table_guard = threading.Lock()
@@ -231,6 +235,8 @@ class NfsFs(Operations):  # type: ignore[misc]
 
     def open(self, path: str, flags: int) -> int:
         fh = ctypes.c_void_p()
+        if flags & getattr(os, "O_DIRECT", 0) and self.refuse_direct:
+            raise FuseOSError(errno.EINVAL)
         flags &= ~getattr(os, "O_DIRECT", 0)
         self.nfs.call("open", path.encode(), flags, ctypes.byref(fh))
         return self._add(path, flags, fh)
@@ -349,8 +355,9 @@ def main(argv: list[str]) -> int:
     except MountFailed as exc:
         print(f"mount.nfs: {exc}", file=sys.stderr)
         return MOUNT_FAILED
-    FUSE(NfsFs(client), mountpoint, foreground="foreground" in opts, nothreads=False, fsname=share,
-         subtype="nfs", big_writes=True, max_write=1 << 20, ro="ro" in opts, allow_other=True)
+    FUSE(NfsFs(client, refuse_direct="nodirect" in opts), mountpoint, foreground="foreground" in opts,
+         nothreads=False, fsname=share, subtype="nfs", big_writes=True, max_write=1 << 20, ro="ro" in opts,
+         allow_other=True)
     return 0
 
 
