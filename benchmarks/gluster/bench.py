@@ -10,7 +10,7 @@ one the glusterfs driver mounts, ``mount -t glusterfs``):
 - baseline backup: ``dd if=<volume> of=<mount>/dd.img bs=4M conv=fsync``;
 - baseline restore: ``dd if=<mount>/dd.img of=<local file> bs=4M conv=fsync``;
 - ashvault: ``ashvault backup create`` and ``ashvault backup restore`` (to a new volume file beside the volume)
-  through the CLI, with the glusterfs driver's defaults (16 MiB objects, 8 at once, each fsynced with its
+  through the CLI, with the glusterfs driver's defaults (16 MiB objects, 4 at once, each fsynced with its
   directory, no O_DIRECT; zstd, which stores incompressible objects as they are); ``--option`` changes them.
 
 Prints MiB/s for each and ashvault's ratio to the baseline; each figure is the best of ``--repeat`` runs.
