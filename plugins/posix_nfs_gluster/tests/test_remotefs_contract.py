@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ashvault.testing.contract import DriverContract, ObjectStoreContract
+from ashvault.testing.contract import DriverContract, MiB, ObjectStoreContract
 from ashvault_posix.mount import MountedBackupDriver
 from ashvault_posix.objectstore import PosixObjectStore
 
@@ -32,6 +32,8 @@ class TestMountedObjectStore(ObjectStoreContract):
 
 
 class TestMountedDriver(DriverContract):
+    volume_size = 16 * MiB
+
     @pytest.fixture
     def driver(self, kind: str, make_driver: Callable[..., MountedBackupDriver]) -> MountedBackupDriver:
         return make_driver(kind)
