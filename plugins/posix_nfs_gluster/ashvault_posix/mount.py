@@ -13,6 +13,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 from oslo_concurrency import processutils
 from oslo_config import cfg
@@ -176,6 +177,54 @@ def _last_line(text: str | None) -> str:
     return lines[-1] if lines else ""
 
 
+class MountedObjectStore(PosixObjectStore):
+    """The posix store on a mount point that mounts the share again when the mount stops answering.
+
+    A transient failure on a mount that no longer answers (its FUSE client died, say) has the share mounted again
+    before the error goes to the core's retry, so the retry finds a live mount; a mount that then fails is
+    reported as such, in one line.
+    """
+
+    def __init__(self, mounter: Mounter, **kwargs: Any) -> None:
+        super().__init__(mounter.ensure(), **kwargs)
+        self.mounter = mounter
+
+    def _recover(self, exc: exceptions.TransientDriverError) -> NoReturn:
+        if not self.mounter.usable():
+            self.mounter.ensure()
+        raise exc
+
+    def put_container(self, container: str) -> None:
+        try:
+            super().put_container(container)
+        except exceptions.TransientDriverError as exc:
+            self._recover(exc)
+
+    def list_objects(self, container: str, prefix: str = "") -> list[str]:
+        try:
+            return super().list_objects(container, prefix)
+        except exceptions.TransientDriverError as exc:
+            self._recover(exc)
+
+    def put_object(self, container: str, name: str, data: bytes | memoryview) -> None:
+        try:
+            super().put_object(container, name, data)
+        except exceptions.TransientDriverError as exc:
+            self._recover(exc)
+
+    def get_object(self, container: str, name: str) -> bytes | memoryview:
+        try:
+            return super().get_object(container, name)
+        except exceptions.TransientDriverError as exc:
+            self._recover(exc)
+
+    def delete_object(self, container: str, name: str) -> None:
+        try:
+            super().delete_object(container, name)
+        except exceptions.TransientDriverError as exc:
+            self._recover(exc)
+
+
 class MountedBackupDriver(ChunkedBackupDriver):
     """A posix-family driver that mounts ``[<group>] share`` first and keeps backups on the mount point.
 
@@ -199,8 +248,8 @@ class MountedBackupDriver(ChunkedBackupDriver):
         return self._mounter
 
     def make_object_store(self) -> ObjectStore:
-        return PosixObjectStore(
-            self.mounter.ensure(),
+        return MountedObjectStore(
+            self.mounter,
             create_containers=self.conf.backup_create_containers,
             fsync=self.options.fsync,
             direct_io=self.options.direct_io,

@@ -194,3 +194,26 @@ def test_o_direct_where_allowed_and_a_clean_fallback_where_not(kind: str, reques
     assert bytes(store.get_object("c", "a/b")) == blob
     store.delete_object("c", "a/b")
     assert store.list_objects("c") == []
+
+
+def test_a_driver_whose_mount_died_mounts_again_and_carries_on(make_driver: Any, mount_base: str,
+                                                                 tmp_path: pathlib.Path) -> None:
+    from ashvault.driver import BackupInfo, JobContext
+    from ashvault.sources.file import FileSource
+    from ashvault.testing import volumes
+
+    driver = make_driver("nfs", mount_point_base=mount_base)
+    path = volumes.write_mixed(str(tmp_path / "v.img"), 8 * (1 << 20), seed=41, run=1 << 20)
+    info = BackupInfo(id="b1", volume_id="v1", name="b1")
+    with FileSource(driver.conf).open_reader(path) as reader:
+        result = driver.backup(info, reader, JobContext())
+    info.container, info.service_metadata, info.size = result.container, result.service_metadata, result.size
+    mnt = driver.mounter.path
+    pid = int(subprocess.run(["pgrep", "-f", f"nfs_fuse.py .* {mnt}$"], capture_output=True,
+                             text=True).stdout.split()[0])
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(OSError):
+        os.listdir(mnt)
+    report = driver.verify(info, JobContext())
+    assert report.ok and report.objects_checked > 0
+    assert driver.mounter.usable()
