@@ -70,10 +70,11 @@ posix_opts = [
     *_file_opts(),
 ]
 
-REMOTE_IO: dict[str, Any] = {"direct_io": False, "object_size": 16 * MiB}
-"""Defaults for shares. On the GlusterFS FUSE mount (1 GiB, benchmarks/gluster/bench.py) backups went at 0.39x of
-dd with O_DIRECT and 4 MiB objects, and at 0.81-0.96x without O_DIRECT and with 16 MiB objects: O_DIRECT through
-FUSE becomes one synchronous request per 128 KiB, and each object costs an fsync round trip."""
+REMOTE_IO: dict[str, Any] = {"direct_io": False, "object_size": 32 * MiB, "max_transfers": 8}
+"""Defaults for shares. On the GlusterFS FUSE mount (1 GiB, benchmarks/gluster/bench.py, a busy 2-CPU machine)
+backups went at 0.39x of dd with O_DIRECT and 4 MiB objects, 0.76-0.96x without O_DIRECT with 16 MiB objects, and
+0.65-1.06x with 32 MiB; restores at 0.85-1.9x with 8 transfers. O_DIRECT through FUSE becomes one synchronous
+request per 128 KiB, and each object costs an fsync round trip to the brick."""
 
 nfs_opts = [
     *_mount_opts(command="mount -t nfs",
