@@ -18,7 +18,8 @@ def _translate(exc: OSError, what: str) -> exceptions.DriverError:
         return exceptions.PermissionDenied(reason=f"{what}: {exc.strerror}")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return exceptions.QuotaExceeded(reason=f"{what}: {exc.strerror}")
-    if exc.errno in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.EINTR):
+    if exc.errno in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.EINTR, errno.ENOTCONN,
+                     errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH):
         return exceptions.TransientDriverError(reason=f"{what}: {exc.strerror}")
     return exceptions.DriverError(reason=f"{what}: {exc.strerror or exc}")
 
