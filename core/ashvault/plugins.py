@@ -21,6 +21,8 @@ COMPRESSORS = "ashvault.compressors"
 DISTRIBUTIONS = {
     DRIVERS: {
         "posix": "ashvault-posix",
+        "nfs": "ashvault-posix",
+        "glusterfs": "ashvault-posix",
         "swift": "ashvault-swift",
         "ceph": "ashvault-ceph",
     },
