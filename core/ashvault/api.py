@@ -232,7 +232,8 @@ class API:
         allowed = [BS.AVAILABLE, BS.ERROR, BS.ERROR_DELETING]
         if force:
             driver = self.manager.driver(rec.service) if rec.service else None
-            if rec.status == BS.CREATING and driver is not None and not driver.capabilities.force_delete:
+            native = driver is not None and rec.format == driver.native_format
+            if rec.status == BS.CREATING and native and not driver.capabilities.force_delete:
                 raise exceptions.NotSupported(reason=f"driver '{driver.name}' cannot stop a running backup")
             allowed += [BS.CREATING, BS.RESTORING, BS.DELETING]
         elif rec.status not in allowed:

@@ -115,6 +115,11 @@ class ChunkedBackupDriver(BackupDriver):
 
     capabilities: ClassVar[Capabilities] = Capabilities(object_store=True)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.capabilities.object_store:  # a subclass that sets its own capabilities still offers its store
+            cls.capabilities = dataclasses.replace(cls.capabilities, object_store=True)
+
     @abc.abstractmethod
     def make_object_store(self) -> ObjectStore:
         """Build the backend's object store from ``self.options``. Raises ``DriverSetupError``."""

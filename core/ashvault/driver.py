@@ -37,7 +37,8 @@ class Capabilities:
     incremental: bool = True
     """Makes incremental backups (the API refuses ``--incremental`` otherwise)."""
     force_delete: bool = True
-    """A running backup can be cancelled by a force delete, and what it wrote removed."""
+    """A running native backup can be cancelled by a force delete, and what it wrote removed (a chunked one
+    always can)."""
     verify: bool = True
     """Its native backups can be verified (chunked backups always can)."""
     native_sources: frozenset[str] = frozenset()
