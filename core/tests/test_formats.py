@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import pathlib
 from typing import Any, ClassVar
 
 import pytest
 
 from ashvault import exceptions, formats
+from ashvault.api import API
 from ashvault.catalog import Backup
 from ashvault.chunked import ChunkedFormat
 from ashvault.conf import make_config, register_group
-from ashvault.driver import BackupDriver, BackupInfo, Capabilities
+from ashvault.driver import BackupDriver, BackupInfo, BackupResult, Capabilities, VerifyReport
 from ashvault.jobs.job import Job, Kind
+from ashvault.testing import volumes
 from ashvault.testing.fakes import MemoryBackupDriver
 
 
@@ -82,3 +87,61 @@ def test_backup_info_is_the_record_s_fields() -> None:
     shared = [f.name for f in dataclasses.fields(BackupInfo) if f.name != "parent"]
     assert {k: getattr(info, k) for k in shared} == {k: getattr(record, k) for k in shared}
     assert info.parent is parent and info.format == "ceph-rbd/1"
+
+
+class FileCopy(BackupDriver):
+    """Moves file volumes natively, as whole copies in a directory: enough to see the manager route to it."""
+
+    name = "filecopy"
+    option_group = "backup_filecopy"
+    capabilities: ClassVar[Capabilities] = Capabilities(incremental=False, native_sources=frozenset({"file"}))
+    native_format: ClassVar[str] = "filecopy/1"
+    calls: ClassVar[list[str]] = []
+
+    def _path(self, backup: BackupInfo) -> str:
+        return os.path.join(self.conf.state_path, f"copy-{backup.id}")
+
+    def backup(self, backup: BackupInfo, source: Any, ctx: Any) -> BackupResult:
+        self.calls.append("backup")
+        data = source.pread(0, source.size)
+        with open(self._path(backup), "wb") as f:
+            f.write(data)
+        return BackupResult(container="copies", service_metadata=self._path(backup), size=source.size)
+
+    def restore(self, backup: BackupInfo, target: Any, ctx: Any, *, volume_is_new: bool) -> None:
+        self.calls.append("restore")
+        with open(backup.service_metadata or "", "rb") as f:
+            target.pwrite(0, f.read())
+
+    def verify(self, backup: BackupInfo, ctx: Any) -> VerifyReport:
+        self.calls.append("verify")
+        return VerifyReport(backup.id)
+
+    def delete_backup(self, backup: BackupInfo, ctx: Any) -> None:
+        self.calls.append("delete")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(backup))
+
+
+def test_the_manager_runs_a_native_format_through_the_driver(tmp_path: pathlib.Path) -> None:
+    conf = make_config([], config_files=[])
+    conf.set_override("state_path", str(tmp_path / "state"))
+    conf.set_override("backup_driver", "filecopy")
+    api = API(conf)
+    try:
+        api.manager._drivers["filecopy"] = FileCopy(conf)  # as if loaded from its entry point
+        path = volumes.write_mixed(str(tmp_path / "v.img"), 2 << 20, seed=1, run=1 << 18)
+        api.volume_register("v", path)
+        made = api.backup_create("v")
+        assert (made.status, made.format, made.service_metadata) == ("available", "filecopy/1",
+                                                                     os.path.join(conf.state_path, f"copy-{made.id}"))
+        with pytest.raises(exceptions.NotSupported):
+            api.backup_create("v", incremental=True)
+        api.backup_verify(made.id)
+        _b, restored = api.backup_restore(made.id)
+        assert volumes.sha256_file(restored.location) == volumes.sha256_file(path)
+        assert api.backup_delete(made.id).status == "deleted"
+        assert not os.path.exists(made.service_metadata or "")
+        assert FileCopy.calls == ["backup", "verify", "restore", "delete"]
+    finally:
+        api.close()
