@@ -150,9 +150,12 @@ class Manager:
         if job.kind == Kind.BACKUP and force and vol.status != VS.RESTORING:
             job.options["volume_claimed"] = False
             return
-        hint = " (or --force)" if job.kind == Kind.BACKUP and vol.status != VS.RESTORING else ""
-        needs = "a backup needs it available" if job.kind == Kind.BACKUP else "a restore needs it idle"
-        raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} is {vol.status}; {needs}{hint}")
+        if job.kind != Kind.BACKUP:
+            raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} is busy ({vol.status})")
+        hint = "" if vol.status == VS.RESTORING else " (or --force)"
+        raise exceptions.InvalidState(
+            reason=f"volume {vol.name or vol.id} is {vol.status}; a backup needs it available{hint}"
+        )
 
     def _release_volume(self, job: Job, expected: str, status: str) -> None:
         if job.volume_id and (job.kind != Kind.BACKUP or job.options.get("volume_claimed")):
