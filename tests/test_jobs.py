@@ -7,13 +7,13 @@ import pathlib
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from typing import Any
 
 from clitools import Ashvault, MiB, one_line_error, register_volumes, sha256
 
 from ashvault.api import API
 from ashvault.conf import make_config
+from ashvault.jobs.job import Job, Observers
 from ashvault.locks import FileLock
 from ashvault.testing import volumes
 
@@ -137,13 +137,13 @@ def test_max_operations_queues_the_second_backup(av: Ashvault, tmp_path: pathlib
 def _queued_behind_a_start_up(api: API, other: API) -> list[list[str]]:
     """Make every job of ``api`` wait in its queue while ``other`` (another process starting up) cleans up."""
     seen: list[list[str]] = []
-    run = api.dispatcher.run
+    submit = api.dispatcher.submit
 
-    def late(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def late(job: Job, observers: Observers | None = None) -> Any:
         seen.append(other.manager.cleanup_incomplete())
-        return run(fn, *args, **kwargs)
+        return submit(job, observers)
 
-    api.dispatcher.run = late  # type: ignore[method-assign]
+    api.dispatcher.submit = late  # type: ignore[method-assign]
     return seen
 
 
@@ -171,16 +171,9 @@ def test_a_queued_job_is_not_taken_for_a_dead_one(av: Ashvault, tmp_path: pathli
     site.write_conf()
     api, other = API(make_config(config_files=[str(site.conf)])), API(make_config(config_files=[str(site.conf)]))
     try:
-        driver = api.manager.driver("posix")
-        check = driver.import_record
-
-        def slow_check(info: Any, extra: Any) -> None:
-            seen.append(other.manager.cleanup_incomplete())
-            check(info, extra)
-
-        driver.import_record = slow_check  # type: ignore[method-assign]
+        seen = _queued_behind_a_start_up(api, other)
         assert api.backup_import(shipped["backup_service"], shipped["backup_url"]).status == "available"
-        assert seen[-1] == [], "the start-up left the import alone"
+        assert seen == [[]], "the start-up left the import alone"
     finally:
         api.close()
         other.close()

@@ -12,21 +12,19 @@ import datetime
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import exceptions
+from ashvault import exceptions, formats
 from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.conf import make_config
 from ashvault.driver import ProgressFn, VerifyReport
-from ashvault.engine.layout import backup_prefix
 from ashvault.jobs.dispatcher import LocalDispatcher
-from ashvault.locks import owner_alive
+from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.jobs.manager import Manager
 from ashvault.objectstore import check_name
 
@@ -36,7 +34,7 @@ _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):(?!//)|^([a-z][a-z0-9+.\-]*)://")
 
 RECORD_FIELDS = (
     "id", "volume_id", "name", "description", "container", "parent_id", "size", "service", "service_metadata",
-    "object_count", "stored_bytes", "availability_zone", "created_at", "data_timestamp",
+    "format", "object_count", "stored_bytes", "availability_zone", "created_at", "data_timestamp",
 )
 
 
@@ -60,7 +58,7 @@ class API:
         url = self.conf.database.connection or f"sqlite:///{os.path.join(state, 'ashvault.sqlite')}"
         self.catalog = Catalog(url, lock_dir=os.path.join(state, "locks"))
         self.manager = Manager(self.conf, self.catalog)
-        self.dispatcher = LocalDispatcher(self.conf.backup_max_operations)
+        self.dispatcher = LocalDispatcher(self.manager.run, self.conf.backup_max_operations)
         if cleanup:
             self.recovered = self.manager.cleanup_incomplete()
 
@@ -143,6 +141,7 @@ class API:
         driver = self.manager.driver()
         if container is not None:
             check_name(container, what="container name")
+        fmt = formats.for_backup(driver, vol.source)
         parent = None
         if incremental:
             if not driver.capabilities.incremental:
@@ -152,10 +151,10 @@ class API:
                 raise exceptions.InvalidState(
                     reason=f"volume {vol.name or vol.id} has no available backup to base an incremental on"
                 )
-            if parent.service != driver.name:
+            if parent.service != driver.name or parent.format != fmt:
                 raise exceptions.InvalidState(
-                    reason=f"the latest backup of {vol.name or vol.id} was made by driver '{parent.service}', "
-                    f"not '{driver.name}': make a full backup"
+                    reason=f"the latest backup of {vol.name or vol.id} was made by driver '{parent.service}' in "
+                    f"format {parent.format}, not '{driver.name}' in {fmt}: make a full backup"
                 )
             if container is not None and container != parent.container:
                 raise exceptions.InvalidInput(
@@ -163,40 +162,29 @@ class API:
                 )
             container = parent.container
         if container is None:
-            container = getattr(driver, "default_container", None)
-        set_status = True
-        if not self.catalog.set_volume_status(vol.id, [VolumeStatus.AVAILABLE], VolumeStatus.BACKING_UP):
-            if not force or vol.status == VolumeStatus.RESTORING:
-                raise exceptions.InvalidState(
-                    reason=f"volume {vol.name or vol.id} is {vol.status}; a backup needs it available"
-                    + ("" if vol.status == VolumeStatus.RESTORING else " (or --force)")
-                )
-            set_status = False
+            container = driver.default_container
         bid = str(uuid.uuid4())
         now = utcnow()
         record = Backup(
             id=bid, volume_id=vol.id, name=name, description=description, container=container,
             parent_id=parent.id if parent else None, status=BS.CREATING, size=vol.size, service=driver.name,
-            service_metadata=backup_prefix(vol.id, bid), object_count=0, stored_bytes=0, read_bytes=0,
-            host=self.conf.host, availability_zone=self.conf.storage_availability_zone, data_timestamp=now,
-            created_at=now, updated_at=now, deleted=False,
+            format=fmt, object_count=0, stored_bytes=0, read_bytes=0, host=self.conf.host,
+            availability_zone=self.conf.storage_availability_zone, data_timestamp=now, created_at=now,
+            updated_at=now, deleted=False,
         )
-        # Held from before the record is visible: another process starting up must not take the queued job for
-        # one whose process died (cleanup_incomplete).
-        lock = self.manager.job_lock(bid)
-        lock.acquire()
+        job = Job(Kind.BACKUP, bid, vol.id, {"volume_claimed": True})
+        return self._run(job, Observers(progress, on_wait), record=record, force=force)
+
+    def _run(self, job: Job, observers: Observers | None = None, *, record: Backup | None = None,
+             force: bool = False) -> Any:
+        """Admit ``job`` (its status visible under its lock), hand it to the dispatcher and wait for its end."""
+        self.manager.admit(job, record, force=force)
         try:
-            self.catalog.add(record)
-        except Exception:
-            lock.release()
-            if set_status:
-                self.catalog.set_volume_status(vol.id, [VolumeStatus.BACKING_UP], VolumeStatus.AVAILABLE)
+            future = self.dispatcher.submit(job, observers)
+        except BaseException:
+            self.manager.abandon(job)
             raise
-        # From here the job owns the lock and releases it when it ends.
-        return self.dispatcher.run(
-            self.manager.run_backup, bid, vol, progress=progress, on_wait=on_wait, set_volume_status=set_status,
-            lock=lock,
-        )
+        return future.result()
 
     def backup_restore(
         self,
@@ -224,20 +212,8 @@ class API:
                 raise exceptions.InvalidVolume(
                     reason=f"volume {vol.name or vol.id} holds {vol.size} bytes, backup {rec.id} needs {rec.size}"
                 )
-        if not self.catalog.set_volume_status(vol.id, [VolumeStatus.AVAILABLE, VolumeStatus.ERROR_RESTORING,
-                                                       VolumeStatus.ERROR], VolumeStatus.RESTORING):
-            raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} is busy ({vol.status})")
-        lock = self.manager.job_lock(rec.id)
         try:
-            if not lock.acquire(blocking=False) or not self.catalog.update_backup(
-                rec.id, [BS.AVAILABLE], status=BS.RESTORING, restore_volume_id=vol.id
-            ):
-                lock.release()
-                self.catalog.set_volume_status(vol.id, [VolumeStatus.RESTORING], VolumeStatus.AVAILABLE)
-                raise exceptions.InvalidState(reason=f"backup {rec.id} is busy")
-            # From here the job owns the lock, as in backup_create.
-            self.dispatcher.run(self.manager.run_restore, rec.id, vol, volume_is_new=new, progress=progress,
-                                on_wait=on_wait, lock=lock)
+            self._run(Job(Kind.RESTORE, rec.id, vol.id, {"volume_is_new": new}), Observers(progress, on_wait))
         except Exception:
             if new:
                 self.volume_delete(vol.id, force=True)
@@ -256,7 +232,8 @@ class API:
         allowed = [BS.AVAILABLE, BS.ERROR, BS.ERROR_DELETING]
         if force:
             driver = self.manager.driver(rec.service) if rec.service else None
-            if rec.status == BS.CREATING and driver is not None and not driver.capabilities.force_delete:
+            native = driver is not None and rec.format == driver.native_format
+            if rec.status == BS.CREATING and native and not driver.capabilities.force_delete:
                 raise exceptions.NotSupported(reason=f"driver '{driver.name}' cannot stop a running backup")
             allowed += [BS.CREATING, BS.RESTORING, BS.DELETING]
         elif rec.status not in allowed:
@@ -264,21 +241,7 @@ class API:
                 reason=f"backup {rec.id} is {rec.status}; only available or error backups can be deleted "
                 "(--force stops a running one)"
             )
-        if not self.catalog.update_backup(rec.id, allowed, status=BS.DELETING, fail_reason=None):
-            raise exceptions.InvalidState(reason=f"backup {rec.id} changed status; try again")
-        lock_path = os.path.join(self.manager.lock_dir, f"backup-{rec.id}.lock")
-        deadline = time.monotonic() + wait
-        while owner_alive(lock_path):
-            status = self.catalog.backup_status(rec.id)
-            if status in (BS.DELETED, BS.ERROR_DELETING):
-                break
-            if time.monotonic() > deadline:
-                raise exceptions.InvalidState(
-                    reason=f"backup {rec.id} is still running; it will stop at its next chunk"
-                )
-            time.sleep(0.2)
-        if self.catalog.backup_status(rec.id) == BS.DELETING:
-            self.dispatcher.run(self.manager.run_delete, rec.id)
+        self._run(Job(Kind.DELETE, rec.id, options={"allowed": allowed, "wait": wait}))
         final = self.catalog.get_backup(rec.id, deleted=True)
         if final.status != BS.DELETED:
             raise exceptions.DriverError(reason=f"backup {rec.id} could not be deleted: {final.fail_reason}")
@@ -288,7 +251,7 @@ class API:
         rec = self.catalog.get_backup(backup)
         if rec.status not in (BS.AVAILABLE, BS.RESTORING):
             raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status}; only an available backup verifies")
-        report: VerifyReport = self.dispatcher.run(self.manager.run_verify, rec.id, progress=progress)
+        report: VerifyReport = self._run(Job(Kind.VERIFY, rec.id), Observers(progress))
         if not report.ok:
             name, why = report.corrupt[0]
             more = f" ({len(report.corrupt) - 1} more corrupt objects)" if len(report.corrupt) > 1 else ""
@@ -306,7 +269,7 @@ class API:
         for field in RECORD_FIELDS:
             value = getattr(rec, field)
             doc[field] = value.isoformat() if isinstance(value, datetime.datetime) else value
-        doc["driver_info"] = driver.export_record(self.manager.info(rec))
+        doc["driver_info"] = self.manager.export_record(rec)
         url = base64.b64encode(json.dumps(doc, sort_keys=True).encode()).decode()
         return {"backup_service": driver.name, "backup_url": url}
 
@@ -330,20 +293,15 @@ class API:
         record = Backup(**parsed, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
                         deleted=False)
         record.service = driver.name
+        record.format = doc.get("format") or _old_format(doc)
         record.object_count = record.object_count or 0
         record.stored_bytes = record.stored_bytes or 0
-        lock = self.manager.job_lock(record.id)
-        lock.acquire()
-        try:
-            self.catalog.add(record)
-            try:
-                driver.import_record(self.manager.info(record), doc.get("driver_info") or {})
-            except Exception as exc:
-                self.catalog.purge_backup(record.id)
-                if isinstance(exc, exceptions.AshvaultError):
-                    raise
-                raise exceptions.InvalidBackup(reason=str(exc)) from exc
-            self.catalog.update_backup(record.id, [BS.CREATING], status=BS.AVAILABLE)
-        finally:
-            lock.release()
-        return self.catalog.get_backup(record.id)
+        imported: Backup = self._run(Job(Kind.IMPORT, record.id, options={"driver_info": doc.get("driver_info") or {}}),
+                                     record=record)
+        return imported
+
+
+def _old_format(doc: dict[str, Any]) -> str:
+    """The format of a record exported before records carried one: only ceph's RBD backups said theirs."""
+    info = doc.get("driver_info") or {}
+    return "ceph-rbd/1" if isinstance(info, dict) and info.get("format") == "ashvault-ceph-rbd/1" else formats.CHUNKED

@@ -1,17 +1,17 @@
-"""ChunkedBackupDriver: a full backup driver made from any :class:`~ashvault.objectstore.ObjectStore`.
+"""The core's chunked engine as a backup format (``chunked/1``, FORMAT.md) over any driver's object store, and
+:class:`ChunkedBackupDriver`, the base of drivers that only offer an object store.
 
 A chunked plugin is a small file: an object store, the driver subclass naming it, and its options (see the posix
 plugin). Everything else, chunking, hashing, compression, incrementals, verification, garbage collection, retries,
-bandwidth limits, parallel transfers and progress, lives here.
+bandwidth limits, parallel transfers and progress, lives in the core.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 from typing import Any, ClassVar
-
-from oslo_config import cfg
 
 from ashvault import exceptions
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, Capabilities, JobContext, VerifyReport
@@ -22,62 +22,34 @@ from ashvault.engine.compression import get_compressor
 from ashvault.engine.layout import MANIFEST, Manifest, backup_prefix, read_index, read_manifest, volume_prefix
 from ashvault.objectstore import ObjectStore, check_name
 from ashvault.sources import VolumeReader, VolumeWriter
-from ashvault.wrappers import RetryingObjectStore, ThrottledObjectStore
+
+TAG = "chunked/1"
 
 
-class ChunkedBackupDriver(BackupDriver):
-    """Backs up to an object store in ashvault's native format (FORMAT.md)."""
+@dataclasses.dataclass
+class ChunkedFormat:
+    """Backups in ashvault's native format in ``store``: the handler of the ``chunked/1`` tag."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    store: ObjectStore
+    settings: Settings
+    default_container: str
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        super().__init__(conf)
-        self._store: ObjectStore | None = None
-
-    @abc.abstractmethod
-    def make_object_store(self) -> ObjectStore:
-        """Build the backend's object store from ``self.options``. Raises ``DriverSetupError``."""
-
-    @property
-    def store(self) -> ObjectStore:
-        """The object store, wrapped with the core's retry and bandwidth-limit behaviour."""
-        if self._store is None:
-            store: ObjectStore = self.make_object_store()
-            limit = self.conf.backup_bandwidth_limit
-            if limit:
-                store = ThrottledObjectStore(store, limit)
-            opts = self.options
-            attempts = opts.retry_attempts or self.conf.backup_object_retry_attempts
-            backoff = opts.retry_backoff if opts.retry_backoff is not None else self.conf.backup_object_retry_backoff
-            self._store = RetryingObjectStore(store, attempts=attempts, backoff=backoff)
-        return self._store
-
-    @property
-    def default_container(self) -> str:
-        return str(self.options.container or "volumebackups")
-
-    def check_for_setup_error(self) -> None:
-        opts = self.options
-        if opts.object_size % opts.block_size:
-            raise exceptions.DriverSetupError(
-                reason=f"[{self.option_group}] object_size ({opts.object_size}) must be a multiple of "
-                f"block_size ({opts.block_size})"
-            )
-        get_compressor(self.conf.backup_compression_algorithm, self.conf.backup_compression_level)
-        self.store.check()
-
-    def _threads(self) -> int:
-        return self.conf.backup_pipeline_threads or os.cpu_count() or 2
-
-    def _settings(self) -> Settings:
-        opts = self.options
-        return Settings(
+    @classmethod
+    def for_driver(cls, driver: BackupDriver) -> ChunkedFormat:
+        """Over ``driver.store``, with the options every store-offering driver has (``chunked_driver_opts``)."""
+        opts, conf = driver.options, driver.conf
+        settings = Settings(
             object_size=opts.object_size,
             block_size=opts.block_size,
-            compressor=get_compressor(self.conf.backup_compression_algorithm, self.conf.backup_compression_level),
-            threads=self._threads(),
+            compressor=get_compressor(conf.backup_compression_algorithm, conf.backup_compression_level),
+            threads=conf.backup_pipeline_threads or os.cpu_count() or 2,
             transfers=opts.max_transfers,
         )
+        return cls(driver.store, settings, driver.default_container or "volumebackups")
+
+    @property
+    def _workers(self) -> int:
+        return max(self.settings.threads, self.settings.transfers)
 
     def _where(self, backup: BackupInfo) -> tuple[str, str]:
         container = check_name(backup.container or self.default_container, what="container name")
@@ -91,6 +63,10 @@ class ChunkedBackupDriver(BackupDriver):
         container, prefix = self._where(backup)
         parent = None
         if backup.parent is not None:
+            if backup.parent.format != TAG:
+                raise exceptions.InvalidState(
+                    reason=f"parent backup {backup.parent.id} is {backup.parent.format}, not {TAG}: make a full backup"
+                )
             pcontainer, pprefix = self._where(backup.parent)
             if pcontainer != container:
                 raise exceptions.InvalidInput(
@@ -101,7 +77,7 @@ class ChunkedBackupDriver(BackupDriver):
         self.store.put_container(container)
         if self.store.list_objects(container, f"{prefix}/{MANIFEST}"):
             raise exceptions.InvalidBackup(reason=f"container '{container}' already holds a backup at {prefix}")
-        manifest = BackupRun(self.store, container, prefix, source, backup, self._settings(), ctx, parent).run()
+        manifest = BackupRun(self.store, container, prefix, source, backup, self.settings, ctx, parent).run()
         return BackupResult(
             container=container,
             service_metadata=prefix,
@@ -113,16 +89,12 @@ class ChunkedBackupDriver(BackupDriver):
 
     def restore(self, backup: BackupInfo, target: VolumeWriter, ctx: JobContext, *, volume_is_new: bool) -> None:
         container, _prefix = self._where(backup)
-        manifest = self.read_manifest(backup)
-        workers = max(self._threads(), self.options.max_transfers)
-        restore_mod.restore(self.store, container, manifest, target, ctx, volume_is_new=volume_is_new,
-                            workers=workers)
+        restore_mod.restore(self.store, container, self.read_manifest(backup), target, ctx,
+                            volume_is_new=volume_is_new, workers=self._workers)
 
     def verify(self, backup: BackupInfo, ctx: JobContext) -> VerifyReport:
         container, _prefix = self._where(backup)
-        manifest = self.read_manifest(backup)
-        workers = max(self._threads(), self.options.max_transfers)
-        return restore_mod.verify(self.store, container, manifest, ctx, workers=workers)
+        return restore_mod.verify(self.store, container, self.read_manifest(backup), ctx, workers=self._workers)
 
     def delete_backup(self, backup: BackupInfo, ctx: JobContext) -> None:
         container, prefix = self._where(backup)
@@ -130,14 +102,43 @@ class ChunkedBackupDriver(BackupDriver):
 
     def export_record(self, backup: BackupInfo) -> dict[str, Any]:
         container, prefix = self._where(backup)
-        return {"container": container, "prefix": prefix, "format": "ashvault-backup/1"}
+        return {"container": container, "prefix": prefix}
 
     def import_record(self, backup: BackupInfo, driver_info: dict[str, Any]) -> None:
         manifest = self.read_manifest(backup)
         if manifest.backup_id != backup.id:
             raise exceptions.InvalidBackup(reason=f"the manifest found belongs to backup {manifest.backup_id}")
 
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+
+class ChunkedBackupDriver(BackupDriver):
+    """A driver that offers only an object store: every backup is ``chunked/1`` (FORMAT.md)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(object_store=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.capabilities.object_store:  # a subclass that sets its own capabilities still offers its store
+            cls.capabilities = dataclasses.replace(cls.capabilities, object_store=True)
+
+    @abc.abstractmethod
+    def make_object_store(self) -> ObjectStore:
+        """Build the backend's object store from ``self.options``. Raises ``DriverSetupError``."""
+
+    @property
+    def default_container(self) -> str:
+        return str(self.options.container or "volumebackups")
+
+    def check_for_setup_error(self) -> None:
+        check_chunked_setup(self)
+
+
+def check_chunked_setup(driver: BackupDriver) -> None:
+    """The configuration checks of the chunked engine, then the store's own."""
+    opts = driver.options
+    if opts.object_size % opts.block_size:
+        raise exceptions.DriverSetupError(
+            reason=f"[{driver.option_group}] object_size ({opts.object_size}) must be a multiple of "
+            f"block_size ({opts.block_size})"
+        )
+    get_compressor(driver.conf.backup_compression_algorithm, driver.conf.backup_compression_level)
+    driver.store.check()

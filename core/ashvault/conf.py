@@ -55,8 +55,6 @@ core_opts = [
                 help="Create a missing container; when false, a backup to a missing container fails."),
     cfg.StrOpt("volumes_dir", default="$state_path/volumes",
                help="Where 'volume create' puts new file volumes."),
-    cfg.StrOpt("dispatcher", default="local", choices=["local"],
-               help="Where jobs run: local runs them in this process, in a bounded thread pool."),
     cfg.StrOpt("storage_availability_zone", default="nova", help="Availability zone recorded on backups."),
 ]
 

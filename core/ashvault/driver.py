@@ -1,8 +1,14 @@
-"""Tier 1 of the driver contract: a backup driver moves a whole volume to and from a backend.
+"""The driver contract: what a backup driver offers the core, in two tiers.
 
-Drivers that move volumes natively (Ceph RBD to RBD, TSM) implement :class:`BackupDriver` directly. Drivers over an
-object store subclass :class:`ashvault.chunked.ChunkedBackupDriver` and only provide an
-:class:`ashvault.objectstore.ObjectStore`.
+Tier 1: a driver that moves some volumes natively (Ceph RBD to RBD, TSM) names the source schemes it moves
+(``capabilities.native_sources``) and the format tag its backups carry (``native_format``), and implements
+``backup``, ``restore``, ``delete_backup`` (and ``verify``, ``export_record``, ``import_record``) for them.
+
+Tier 2: a driver that offers an object store (``make_object_store``; :class:`ashvault.chunked.ChunkedBackupDriver`
+is the usual base) gets the core's chunked engine (format ``chunked/1``) for every other source.
+
+A driver may be both (ceph). The core picks the path, not the driver: :mod:`ashvault.formats` routes a backup by
+the volume's source scheme and every later operation by the format tag the catalog recorded.
 
 A driver never touches the catalog: the manager hands it a :class:`BackupInfo` and a :class:`JobContext`, and writes
 what the driver returns. Every method states what it raises; anything else escaping a driver is a bug.
@@ -19,7 +25,9 @@ from typing import Any, ClassVar
 from oslo_config import cfg
 
 from ashvault import exceptions
+from ashvault.objectstore import ObjectStore
 from ashvault.sources import VolumeReader, VolumeWriter
+from ashvault.wrappers import wrap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,18 +35,22 @@ class Capabilities:
     """What a driver can do, as data the core and the CLI read instead of probing."""
 
     incremental: bool = True
+    """Makes incremental backups (the API refuses ``--incremental`` otherwise)."""
     force_delete: bool = True
-    """A running backup can be cancelled by a force delete, and what it wrote removed."""
-    record_export: bool = True
+    """A running native backup can be cancelled by a force delete, and what it wrote removed (a chunked one
+    always can)."""
     verify: bool = True
-    native_diff: bool = False
-    """Incrementals come from the backend's own diff (RBD export-diff) rather than from block hashes."""
-    delete_any: bool = True
-    """Any backup of a chain may be deleted while the others stay restorable."""
-    max_connections: int = 4
+    """Its native backups can be verified (chunked backups always can)."""
+    native_sources: frozenset[str] = frozenset()
+    """Source schemes (``rbd``, ``file``) the driver moves natively, in its ``native_format``."""
+    object_store: bool = False
+    """Offers an object store (``make_object_store``) for the core's chunked engine: every source that is not
+    native is backed up into it as ``chunked/1``."""
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["native_sources"] = sorted(self.native_sources)
+        return d
 
 
 @dataclasses.dataclass
@@ -52,11 +64,21 @@ class BackupInfo:
     container: str | None = None
     parent_id: str | None = None
     service_metadata: str | None = None
+    format: str = "chunked/1"
+    """The format tag the core recorded for this backup (:mod:`ashvault.formats`)."""
     size: int = 0
     """Volume size in bytes at backup time (0 until known)."""
     created_at: datetime.datetime | None = None
     parent: BackupInfo | None = None
     """The parent record, for incrementals."""
+
+    @classmethod
+    def of(cls, record: Any, parent: BackupInfo | None = None) -> BackupInfo:
+        """The driver's view of a catalog record: every field of this class the record has."""
+        return cls(**{f.name: getattr(record, f.name) for f in _INFO_FIELDS}, parent=parent)
+
+
+_INFO_FIELDS = [f for f in dataclasses.fields(BackupInfo) if f.name != "parent"]
 
 
 @dataclasses.dataclass
@@ -129,9 +151,12 @@ class BackupDriver(abc.ABC):
     name: ClassVar[str]
     option_group: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    native_format: ClassVar[str | None] = None
+    """The format tag of the backups this driver writes natively (``ceph-rbd/1``); None for a Tier 2 driver."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf
+        self._store: ObjectStore | None = None
 
     @classmethod
     def get_driver_options(cls) -> list[cfg.Opt]:
@@ -150,7 +175,30 @@ class BackupDriver(abc.ABC):
         (unreachable endpoint, bad credentials, missing container); never anything else.
         """
 
-    @abc.abstractmethod
+    @property
+    def default_container(self) -> str | None:
+        """The container (bucket, pool) a backup naming none goes to."""
+        return None
+
+    # Tier 2
+
+    def make_object_store(self) -> ObjectStore:
+        """Build the backend's object store from ``self.options`` (when ``capabilities.object_store``).
+
+        Raises ``DriverSetupError``."""
+        raise exceptions.NotSupported(reason=f"driver '{self.name}' offers no object store")
+
+    @property
+    def store(self) -> ObjectStore:
+        """The object store, wrapped with the core's retry and bandwidth-limit behaviour; made once."""
+        if self._store is None:
+            if not self.capabilities.object_store:
+                raise exceptions.NotSupported(reason=f"driver '{self.name}' offers no object store")
+            self._store = wrap(self.make_object_store(), self.conf, self.options)
+        return self._store
+
+    # Tier 1: the native path, for the sources in ``capabilities.native_sources``
+
     def backup(self, backup: BackupInfo, source: VolumeReader, ctx: JobContext) -> BackupResult:
         """Back up ``source`` as ``backup``; incremental when ``backup.parent`` is set.
 
@@ -161,8 +209,8 @@ class BackupDriver(abc.ABC):
         :class:`~ashvault.exceptions.NotSupported` for an incremental the driver cannot make,
         :class:`~ashvault.exceptions.DriverError` (or a subclass) when the backend fails for good.
         """
+        raise self._no_native("back up")
 
-    @abc.abstractmethod
     def restore(self, backup: BackupInfo, target: VolumeWriter, ctx: JobContext, *, volume_is_new: bool) -> None:
         """Write the volume as it was at ``backup`` into ``target``, every byte of it.
 
@@ -174,14 +222,15 @@ class BackupDriver(abc.ABC):
         :class:`~ashvault.exceptions.InvalidBackup` when the backup's data is missing or unreadable,
         :class:`~ashvault.exceptions.DriverError` when the backend fails.
         """
+        raise self._no_native("restore")
 
-    @abc.abstractmethod
     def delete_backup(self, backup: BackupInfo, ctx: JobContext) -> None:
         """Remove what belongs to ``backup`` alone, leaving every other backup restorable.
 
         Idempotent: data already gone is not an error, and a backup that failed half-way is cleaned up too.
         Raises :class:`~ashvault.exceptions.DriverError` when the backend fails.
         """
+        raise self._no_native("delete")
 
     def verify(self, backup: BackupInfo, ctx: JobContext) -> VerifyReport:
         """Read every object ``backup`` needs and check it against its hash.
@@ -202,5 +251,11 @@ class BackupDriver(abc.ABC):
         Raises :class:`~ashvault.exceptions.InvalidBackup` when it is not.
         """
 
+    def _no_native(self, what: str) -> exceptions.NotSupported:
+        return exceptions.NotSupported(reason=f"driver '{self.name}' cannot {what} backups natively")
+
     def close(self) -> None:
         """Release connections. The driver is not used afterwards."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -21,9 +22,11 @@ class FileLock:
         self.path = path
         self._fd = -1
 
-    def acquire(self, *, blocking: bool = True) -> bool:
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def acquire(self, *, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take the lock; False when ``blocking`` is false and it is held, or ``timeout`` seconds passed first."""
+        if timeout is not None:
+            return self.acquire(blocking=False) or self._acquire_within(timeout)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as exc:
@@ -31,10 +34,39 @@ class FileLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return False
             raise
+        self._own(fd)
+        return True
+
+    def _open(self) -> int:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def _own(self, fd: int) -> None:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
-        return True
+
+    def _acquire_within(self, timeout: float) -> bool:
+        # flock has no timeout: a helper thread blocks in it, and lets go at once if nobody wants the lock any more.
+        got = threading.Event()
+        gate = threading.Lock()
+        abandoned = False
+
+        def take() -> None:
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with gate:
+                if abandoned:
+                    os.close(fd)
+                    return
+                self._own(fd)
+                got.set()
+
+        threading.Thread(target=take, name="ashvault-lock-wait", daemon=True).start()
+        got.wait(timeout)
+        with gate:
+            abandoned = not got.is_set()
+            return not abandoned
 
     def release(self) -> None:
         if self._fd >= 0:

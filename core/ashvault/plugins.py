@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from oslo_config import cfg
 from stevedore import ExtensionManager
 
+from ashvault import conf as conf_mod
 from ashvault import exceptions
+
+if TYPE_CHECKING:
+    from ashvault.driver import BackupDriver
+    from ashvault.sources import VolumeSource
 
 DRIVERS = "ashvault.drivers"
 SOURCES = "ashvault.sources"
@@ -126,3 +132,34 @@ def load_class(namespace: str, name: str, *, kind: str) -> Any:
         raise exceptions.PluginUnavailable(
             f"{kind} '{name}' is installed but cannot be loaded: {_reason(exc)}", kind=kind, name=name
         ) from exc
+
+
+def driver_class(name: str) -> type[BackupDriver]:
+    """The driver class registered as ``name`` (a name or a Cinder class path), checked to be a driver."""
+    from ashvault.driver import BackupDriver
+
+    name = driver_name(name)
+    cls = load_class(DRIVERS, name, kind="backup driver")
+    if not (isinstance(cls, type) and issubclass(cls, BackupDriver)):
+        raise exceptions.PluginUnavailable(kind="backup driver", name=name, reason="it is not a BackupDriver")
+    return cls
+
+
+def register_driver_options(conf: cfg.ConfigOpts, cls: type[BackupDriver]) -> None:
+    conf_mod.register_group(conf, cls.option_group, cls.get_driver_options())
+
+
+def load_driver(conf: cfg.ConfigOpts, name: str) -> BackupDriver:
+    """A driver instance, its options registered in ``conf``."""
+    cls = driver_class(name)
+    register_driver_options(conf, cls)
+    return cls(conf)
+
+
+def load_source(conf: cfg.ConfigOpts, scheme: str) -> VolumeSource:
+    """A volume source instance, its options registered in ``conf``."""
+    cls = load_class(SOURCES, scheme, kind="volume source")
+    for group, opts in cls.get_options():
+        conf_mod.register_group(conf, group, opts)
+    source: VolumeSource = cls(conf)
+    return source

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from ashvault import exceptions
+from ashvault.chunked import ChunkedFormat
 from ashvault.conf import make_config, register_group
 from ashvault.driver import BackupInfo, JobContext
 from ashvault.engine.layout import read_manifest
@@ -31,12 +32,17 @@ def make_driver(**overrides: object) -> MemoryBackupDriver:
     return MemoryBackupDriver(conf)
 
 
+def chunked(driver: MemoryBackupDriver) -> ChunkedFormat:
+    """The core's chunked format over the driver's store, as the manager routes a ``chunked/1`` backup."""
+    return ChunkedFormat.for_driver(driver)
+
+
 def backup(driver: MemoryBackupDriver, path: str, parent: BackupInfo | None = None,
            volume_id: str = "vol") -> BackupInfo:
     info = BackupInfo(id=str(uuid.uuid4()), volume_id=volume_id, parent=parent,
                       parent_id=parent.id if parent else None)
     with FileSource(driver.conf).open_reader(path) as reader:
-        res = driver.backup(info, reader, JobContext())
+        res = chunked(driver).backup(info, reader, JobContext())
     info.container, info.service_metadata, info.size = res.container, res.service_metadata, res.size
     info.read_bytes = res.read_bytes  # type: ignore[attr-defined]
     return info
@@ -70,19 +76,19 @@ def test_every_compressor_round_trips(tmp_path: pathlib.Path, algo: str) -> None
     driver = make_driver(backup_compression_algorithm=algo)
     path = volumes.write_mixed(str(tmp_path / "v.img"), 6 * MiB, seed=1, run=MiB, zero=0.2, text=0.5)
     info = backup(driver, path)
-    manifest = driver.read_manifest(info)
+    manifest = chunked(driver).read_manifest(info)
     used = {o.compression for o in manifest.objects}
     expected = {"gzip": "zlib", "bzip2": "bz2", "off": "none"}.get(algo, algo)
     assert expected in used
     out = CountingWriter(info.size)
-    driver.restore(info, out, JobContext(), volume_is_new=True)
+    chunked(driver).restore(info, out, JobContext(), volume_is_new=True)
     assert bytes(out.data) == pathlib.Path(path).read_bytes()
 
 
 def test_incompressible_objects_are_stored_raw(tmp_path: pathlib.Path) -> None:
     driver = make_driver(backup_compression_algorithm="zstd")
     path = volumes.write_mixed(str(tmp_path / "v.img"), 4 * MiB, seed=2, run=MiB, zero=0, text=0)
-    manifest = driver.read_manifest(backup(driver, path))
+    manifest = chunked(driver).read_manifest(backup(driver, path))
     assert {o.compression for o in manifest.objects} == {"none"}
     assert all(o.stored_size == o.size for o in manifest.objects)
 
@@ -96,9 +102,9 @@ def test_a_chain_may_mix_algorithms(tmp_path: pathlib.Path) -> None:
     with open(path, "r+b") as f:
         f.write(volumes.text_run(__import__("random").Random(5), MiB))
     inc = backup(driver, path, parent=full)
-    assert {o.compression for o in driver.read_manifest(inc).objects} >= {"bz2", "zlib"}
+    assert {o.compression for o in chunked(driver).read_manifest(inc).objects} >= {"bz2", "zlib"}
     out = CountingWriter(inc.size)
-    driver.restore(inc, out, JobContext(), volume_is_new=True)
+    chunked(driver).restore(inc, out, JobContext(), volume_is_new=True)
     assert bytes(out.data) == pathlib.Path(path).read_bytes()
 
 
@@ -113,7 +119,7 @@ def test_holes_are_not_read_and_zeros_not_stored(tmp_path: pathlib.Path) -> None
         f.write(bytes(2 * MiB))
     info = backup(driver, path)
     assert info.read_bytes <= 3 * MiB + 128 * 1024, "only the allocated regions are read"  # type: ignore[attr-defined]
-    manifest = driver.read_manifest(info)
+    manifest = chunked(driver).read_manifest(info)
     assert sum(o.size for o in manifest.objects) == MiB, "written zeros are not stored either"
     assert manifest.extents == [(10 * MiB, MiB, 0, 0)]
 
@@ -126,7 +132,7 @@ def test_restore_writes_each_byte_once_whatever_the_chain(tmp_path: pathlib.Path
         volumes.mutate(path, percent=10, seed=seed)
         chain.append(backup(driver, path, parent=chain[-1]))
     out = CountingWriter(chain[-1].size)
-    driver.restore(chain[-1], out, JobContext(), volume_is_new=True)
+    chunked(driver).restore(chain[-1], out, JobContext(), volume_is_new=True)
     assert bytes(out.data) == pathlib.Path(path).read_bytes()
     covered = sorted(out.writes)
     for (a, alen), (b, _blen) in itertools.pairwise(covered):
@@ -146,12 +152,12 @@ def test_volume_that_grew_and_shrank(tmp_path: pathlib.Path) -> None:
         f.write(os.urandom(3 * MiB + 5))
     grown = backup(driver, path, parent=full)
     out = CountingWriter(grown.size)
-    driver.restore(grown, out, JobContext(), volume_is_new=True)
+    chunked(driver).restore(grown, out, JobContext(), volume_is_new=True)
     assert bytes(out.data) == pathlib.Path(path).read_bytes()
     os.truncate(path, 5 * MiB + 7)
     shrunk = backup(driver, path, parent=grown)
     out = CountingWriter(shrunk.size)
-    driver.restore(shrunk, out, JobContext(), volume_is_new=True)
+    chunked(driver).restore(shrunk, out, JobContext(), volume_is_new=True)
     assert bytes(out.data) == pathlib.Path(path).read_bytes()
 
 
@@ -168,7 +174,7 @@ def test_target_too_small_is_refused(tmp_path: pathlib.Path) -> None:
     path = volumes.write_mixed(str(tmp_path / "v.img"), 4 * MiB, seed=15, run=MiB)
     info = backup(driver, path)
     with pytest.raises(exceptions.InvalidVolume):
-        driver.restore(info, CountingWriter(MiB), JobContext(), volume_is_new=True)
+        chunked(driver).restore(info, CountingWriter(MiB), JobContext(), volume_is_new=True)
 
 
 def test_object_size_must_be_a_multiple_of_block_size() -> None:
@@ -204,10 +210,10 @@ def test_segments_reach_a_store_uncopied_only_if_it_takes_buffers(tmp_path: path
     with open(path, "ab") as f:
         f.write(os.urandom(4096))
     info = backup(driver, path)
-    manifest = driver.read_manifest(info)
+    manifest = chunked(driver).read_manifest(info)
     assert sorted(o.size for o in manifest.objects) == [4096] + [MiB] * 8, "each whole segment is an object"
     kinds = {recording.received[o.name] for o in manifest.objects}
     assert kinds == ({memoryview} if accepts else {bytes})
     out = CountingWriter(info.size)
-    driver.restore(info, out, JobContext(), volume_is_new=True)
+    chunked(driver).restore(info, out, JobContext(), volume_is_new=True)
     assert bytes(out.data) == pathlib.Path(path).read_bytes()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ashvault import conf as conf_mod
-from ashvault import exceptions, plugins
-from ashvault.driver import BackupDriver
+from ashvault import plugins
 from ashvault_cli.common import DictColumn, Lister, ShowOne
 
 
@@ -34,11 +32,9 @@ class ShowDriver(ShowOne):
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
         name = plugins.driver_name(args.name)
-        cls = plugins.load_class(plugins.DRIVERS, name, kind="backup driver")
-        if not (isinstance(cls, type) and issubclass(cls, BackupDriver)):
-            raise exceptions.PluginUnavailable(kind="backup driver", name=name, reason="it is not a BackupDriver")
+        cls = plugins.driver_class(name)
         conf = self.app.conf
-        conf_mod.register_group(conf, cls.option_group, cls.get_driver_options())
+        plugins.register_driver_options(conf, cls)
         group = conf[cls.option_group]
         options = {}
         for opt in cls.get_driver_options():

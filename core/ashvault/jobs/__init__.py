@@ -1,1 +1,1 @@
-"""Running jobs: locks that prove a job's owner is alive, the manager that runs one job, and dispatchers."""
+"""Running jobs: the job (a plain request), the dispatcher that sends it, and the manager that runs it."""

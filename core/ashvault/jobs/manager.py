@@ -1,6 +1,7 @@
-"""The manager runs one job: it loads the driver, opens the volume, reports progress, honours cancellation, limits
-concurrent operations, and moves the record to its final status with a reason. At start-up it resolves the jobs a
-dead process left behind.
+"""The manager owns a job's whole life: it admits the job (takes its lock, makes its status visible), runs it
+(loads the driver, routes to the format's handler, opens the volume, reports progress, honours cancellation, limits
+concurrent operations), moves the record to its final status with a reason, and releases everything. At start-up it
+resolves the jobs a dead process left behind.
 """
 
 from __future__ import annotations
@@ -10,19 +11,21 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import conf as conf_mod
-from ashvault import exceptions, plugins
-from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
-from ashvault.driver import BackupDriver, BackupInfo, JobContext, ProgressFn, VerifyReport
+from ashvault import exceptions, formats, plugins
+from ashvault.catalog import Backup, BackupStatus, Catalog, VolumeStatus
+from ashvault.driver import BackupDriver, BackupInfo, JobContext, VerifyReport
+from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.locks import FileLock, SlotSemaphore, owner_alive
 from ashvault.sources import VolumeSource
 
 LOG = logging.getLogger(__name__)
 
 BS = BackupStatus
+VS = VolumeStatus
 
 
 def one_line(exc: BaseException) -> str:
@@ -37,6 +40,7 @@ class Manager:
         self.lock_dir = os.path.join(conf.state_path, "locks")
         self._drivers: dict[str, BackupDriver] = {}
         self._sources: dict[str, VolumeSource] = {}
+        self._admitted: dict[str, FileLock] = {}
         self._lock = threading.Lock()
 
     # plugins
@@ -46,22 +50,14 @@ class Manager:
         with self._lock:
             drv = self._drivers.get(name)
             if drv is None:
-                cls = plugins.load_class(plugins.DRIVERS, name, kind="backup driver")
-                if not (isinstance(cls, type) and issubclass(cls, BackupDriver)):
-                    raise exceptions.PluginUnavailable(kind="backup driver", name=name,
-                                                       reason="it is not a BackupDriver")
-                conf_mod.register_group(self.conf, cls.option_group, cls.get_driver_options())
-                drv = self._drivers[name] = cls(self.conf)
+                drv = self._drivers[name] = plugins.load_driver(self.conf, name)
             return drv
 
     def source(self, scheme: str) -> VolumeSource:
         with self._lock:
             src = self._sources.get(scheme)
             if src is None:
-                cls = plugins.load_class(plugins.SOURCES, scheme, kind="volume source")
-                for group, opts in cls.get_options():
-                    conf_mod.register_group(self.conf, group, opts)
-                src = self._sources[scheme] = cls(self.conf)
+                src = self._sources[scheme] = plugins.load_source(self.conf, scheme)
             return src
 
     def close(self) -> None:
@@ -72,32 +68,27 @@ class Manager:
     # helpers
 
     def job_lock(self, backup_id: str) -> FileLock:
-        """The lock a job holds while it runs. :meth:`cleanup_incomplete` leaves a job alone while it is held, so
-        whoever makes a job's status visible takes the lock first."""
+        """The lock a backup's job holds from admission to its end. :meth:`cleanup_incomplete` leaves a job alone
+        while it is held, so a job's status only becomes visible under it."""
         return FileLock(os.path.join(self.lock_dir, f"backup-{backup_id}.lock"))
-
-    def _held(self, backup_id: str, lock: FileLock | None) -> FileLock:
-        if lock is None:
-            lock = self.job_lock(backup_id)
-        if not lock.held:
-            lock.acquire()
-        return lock
-
-    def _slot(self, on_wait: Callable[[], None] | None, cancelled: Callable[[], bool]) -> SlotSemaphore:
-        """An operation slot, or none if the job is cancelled while it waits (a force delete need not wait)."""
-        sem = SlotSemaphore(self.lock_dir, self.conf.backup_max_operations)
-        sem.acquire(on_wait, cancelled=cancelled)
-        return sem
 
     def info(self, b: Backup, *, with_parent: bool = True) -> BackupInfo:
         parent = None
         if with_parent and b.parent_id:
             p = self.catalog.find_backup(b.parent_id)
             if p is not None:
-                parent = self.info(p, with_parent=False)
-        return BackupInfo(id=b.id, volume_id=b.volume_id, name=b.name, description=b.description,
-                          container=b.container, parent_id=b.parent_id, service_metadata=b.service_metadata,
-                          size=b.size, created_at=b.created_at, parent=parent)
+                parent = BackupInfo.of(p)
+        return BackupInfo.of(b, parent)
+
+    def handler(self, record: Backup) -> formats.Handler:
+        """What reads and writes ``record``'s data: its driver, or the core over the driver's store."""
+        return formats.handler(self.driver(record.service), record.format)
+
+    def _slot(self, on_wait: Callable[[], None] | None, cancelled: Callable[[], bool]) -> SlotSemaphore:
+        """An operation slot, or none if the job is cancelled while it waits (a force delete need not wait)."""
+        sem = SlotSemaphore(self.lock_dir, self.conf.backup_max_operations)
+        sem.acquire(on_wait, cancelled=cancelled)
+        return sem
 
     def _watch(self, backup_id: str, running: str) -> Callable[[], bool]:
         """A cheap cancellation probe: the record left ``running`` (checked at most twice a second)."""
@@ -112,117 +103,209 @@ class Manager:
 
         return cancelled
 
-    # jobs
+    # admission: in the caller's thread, before the job is queued
 
-    def run_backup(self, backup_id: str, volume: Volume, *, progress: ProgressFn | None = None,
-                   on_wait: Callable[[], None] | None = None, set_volume_status: bool = True,
-                   lock: FileLock | None = None) -> Backup:
-        """Run a backup recorded as creating. ``lock``, when given, is the backup's job lock, already held by the
-        caller since before the record became visible; the job releases it when it ends."""
-        lock = self._held(backup_id, lock)
+    def admit(self, job: Job, record: Backup | None = None, *, force: bool = False) -> None:
+        """Make ``job`` visible under its lock, which the job keeps until it ends.
+
+        backup and import: ``record`` (status creating) is added, for a backup once its volume is claimed (a busy
+        volume passes with ``force``, and is then left as it is); restore: the volume and the backup move to
+        restoring; delete: the backup moves to deleting, which cancels a job still running on it. Raises
+        ``InvalidState`` when the volume or the backup is busy.
+        """
+        if job.kind == Kind.DELETE:
+            if not self.catalog.update_backup(job.backup_id, job.options["allowed"], status=BS.DELETING,
+                                              fail_reason=None):
+                raise exceptions.InvalidState(reason=f"backup {job.backup_id} changed status; try again")
+            return
+        if job.kind == Kind.VERIFY:
+            return
+        lock = self.job_lock(job.backup_id)
+        if job.kind == Kind.RESTORE:
+            self._claim_volume(job, [VS.AVAILABLE, VS.ERROR_RESTORING, VS.ERROR], VS.RESTORING, force=False)
+            if not lock.acquire(blocking=False) or not self.catalog.update_backup(
+                job.backup_id, [BS.AVAILABLE], status=BS.RESTORING, restore_volume_id=job.volume_id
+            ):
+                lock.release()
+                self.catalog.set_volume_status(job.volume_id or "", [VS.RESTORING], VS.AVAILABLE)
+                raise exceptions.InvalidState(reason=f"backup {job.backup_id} is busy")
+        else:
+            assert record is not None, "a backup or import job is admitted with its record"
+            if job.kind == Kind.BACKUP and job.options.get("volume_claimed"):
+                self._claim_volume(job, [VS.AVAILABLE], VS.BACKING_UP, force=force)
+            lock.acquire()
+            try:
+                self.catalog.add(record)
+            except Exception:
+                lock.release()
+                self._release_volume(job, VS.BACKING_UP, VS.AVAILABLE)
+                raise
+        self._admitted[job.backup_id] = lock
+
+    def _claim_volume(self, job: Job, expected: list[str], status: str, *, force: bool) -> None:
+        vid = job.volume_id or ""
+        if self.catalog.set_volume_status(vid, expected, status):
+            return
+        vol = self.catalog.get_volume(vid)
+        if job.kind == Kind.BACKUP and force and vol.status != VS.RESTORING:
+            job.options["volume_claimed"] = False
+            return
+        if job.kind != Kind.BACKUP:
+            raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} is busy ({vol.status})")
+        hint = "" if vol.status == VS.RESTORING else " (or --force)"
+        raise exceptions.InvalidState(
+            reason=f"volume {vol.name or vol.id} is {vol.status}; a backup needs it available{hint}"
+        )
+
+    def _release_volume(self, job: Job, expected: str, status: str) -> None:
+        if job.volume_id and (job.kind != Kind.BACKUP or job.options.get("volume_claimed")):
+            self.catalog.set_volume_status(job.volume_id, [expected], status)
+
+    def abandon(self, job: Job) -> None:
+        """Undo :meth:`admit` for a job that could not be queued."""
+        lock = self._admitted.pop(job.backup_id, None)
+        if lock is not None:
+            lock.release()
+
+    # running: in the dispatcher's worker
+
+    def run(self, job: Job, observers: Observers | None = None) -> Any:
+        """Run an admitted job to its end; the job's lock is released when it returns or raises."""
+        obs = observers or Observers()
+        if job.kind == Kind.VERIFY:
+            return self._verify(job, obs)
+        lock = None if job.kind == Kind.DELETE else self._admitted.pop(job.backup_id, None)
+        try:
+            if job.kind == Kind.DELETE:
+                # Waits for a job still running on the backup: the delete's new status makes it stop at its next
+                # chunk, remove what it wrote and release the lock.
+                lock = self.job_lock(job.backup_id)
+                if not lock.acquire(timeout=job.options.get("wait")):
+                    raise exceptions.InvalidState(
+                        reason=f"backup {job.backup_id} is still running; it will stop at its next chunk"
+                    )
+                return self._delete(job)
+            if lock is None:  # a job admitted elsewhere (another dispatcher's worker)
+                lock = self.job_lock(job.backup_id)
+                lock.acquire()
+            if job.kind == Kind.BACKUP:
+                return self._backup(job, obs)
+            if job.kind == Kind.RESTORE:
+                return self._restore(job, obs)
+            if job.kind == Kind.IMPORT:
+                return self._import(job)
+            raise exceptions.InvalidInput(reason=f"unknown job kind '{job.kind}'")
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _backup(self, job: Job, obs: Observers) -> Backup:
         slot = None
         try:
-            watch = self._watch(backup_id, BS.CREATING)
-            slot = self._slot(on_wait, watch)
-            record = self.catalog.get_backup(backup_id)
+            watch = self._watch(job.backup_id, BS.CREATING)
+            slot = self._slot(obs.on_wait, watch)
+            record = self.catalog.get_backup(job.backup_id)
             if record.status != BS.CREATING:
-                raise exceptions.BackupCancelled(reason=f"backup {backup_id} is {record.status}")
-            driver = self.driver(record.service)
-            ctx = JobContext(progress=progress, is_cancelled=watch, cancel_error=exceptions.BackupCancelled)
+                raise exceptions.BackupCancelled(reason=f"backup {job.backup_id} is {record.status}")
+            volume = self.catalog.get_volume(record.volume_id)
+            handler = self.handler(record)
+            ctx = JobContext(progress=obs.progress, is_cancelled=watch, cancel_error=exceptions.BackupCancelled)
             try:
                 with self.source(volume.source).open_reader(volume.location) as reader:
-                    result = driver.backup(self.info(record), reader, ctx)
+                    result = handler.backup(self.info(record), reader, ctx)
             except exceptions.BackupCancelled:
-                self._finish_cancelled_backup(driver, record)
+                self._finish_cancelled_backup(record)
                 raise
             except Exception as exc:
-                reason = one_line(exc)
-                if not self.catalog.update_backup(backup_id, [BS.CREATING], status=BS.ERROR, fail_reason=reason):
-                    self._finish_cancelled_backup(driver, record)
+                if not self.catalog.update_backup(job.backup_id, [BS.CREATING], status=BS.ERROR,
+                                                  fail_reason=one_line(exc)):
+                    self._finish_cancelled_backup(record)
                 raise
             won = self.catalog.update_backup(
-                backup_id, [BS.CREATING], status=BS.AVAILABLE, container=result.container,
+                job.backup_id, [BS.CREATING], status=BS.AVAILABLE, container=result.container,
                 service_metadata=result.service_metadata, size=result.size, object_count=result.object_count,
                 stored_bytes=result.stored_bytes, read_bytes=result.read_bytes, fail_reason=None,
             )
             if not won:
                 record.container, record.service_metadata = result.container, result.service_metadata
-                self._finish_cancelled_backup(driver, record)
+                self._finish_cancelled_backup(record)
                 raise exceptions.BackupCancelled(reason="the backup was deleted while it ran")
-            return self.catalog.get_backup(backup_id)
+            return self.catalog.get_backup(job.backup_id)
         finally:
-            if set_volume_status:
-                self.catalog.set_volume_status(volume.id, [VolumeStatus.BACKING_UP], VolumeStatus.AVAILABLE)
+            self._release_volume(job, VS.BACKING_UP, VS.AVAILABLE)
             if slot is not None:
                 slot.release()
-            lock.release()
 
-    def _finish_cancelled_backup(self, driver: BackupDriver, record: Backup) -> None:
+    def _finish_cancelled_backup(self, record: Backup) -> None:
         """A force delete stopped this backup: remove what it wrote and retire the record."""
         if record.container is None:
             record.container = self.catalog.get_backup(record.id, deleted=True).container
         try:
-            driver.delete_backup(self.info(record, with_parent=False), JobContext())
+            self.handler(record).delete_backup(self.info(record, with_parent=False), JobContext())
         except Exception as exc:
             self.catalog.update_backup(record.id, None, status=BS.ERROR_DELETING, fail_reason=one_line(exc))
             raise
         self.catalog.update_backup(record.id, None, status=BS.DELETED)
 
-    def run_restore(self, backup_id: str, volume: Volume, *, volume_is_new: bool,
-                    progress: ProgressFn | None = None, on_wait: Callable[[], None] | None = None,
-                    lock: FileLock | None = None) -> None:
-        """Restore a backup recorded as restoring; ``lock`` as for :meth:`run_backup`."""
-        lock = self._held(backup_id, lock)
+    def _restore(self, job: Job, obs: Observers) -> None:
         slot = None
         ok = False
+        new = bool(job.options.get("volume_is_new"))
         try:
-            watch = self._watch(backup_id, BS.RESTORING)
-            slot = self._slot(on_wait, watch)
-            record = self.catalog.get_backup(backup_id)
+            watch = self._watch(job.backup_id, BS.RESTORING)
+            slot = self._slot(obs.on_wait, watch)
+            record = self.catalog.get_backup(job.backup_id)
             if record.status != BS.RESTORING:
-                raise exceptions.RestoreCancelled(reason=f"backup {backup_id} is {record.status}")
-            driver = self.driver(record.service)
-            ctx = JobContext(progress=progress, is_cancelled=watch, cancel_error=exceptions.RestoreCancelled)
+                raise exceptions.RestoreCancelled(reason=f"backup {job.backup_id} is {record.status}")
+            volume = self.catalog.get_volume(job.volume_id or "")
+            handler = self.handler(record)
+            ctx = JobContext(progress=obs.progress, is_cancelled=watch, cancel_error=exceptions.RestoreCancelled)
             with self.source(volume.source).open_writer(volume.location) as writer:
-                driver.restore(self.info(record), writer, ctx, volume_is_new=volume_is_new)
+                handler.restore(self.info(record), writer, ctx, volume_is_new=new)
             ok = True
         finally:
-            self.catalog.update_backup(backup_id, [BS.RESTORING], status=BS.AVAILABLE, restore_volume_id=None)
+            self.catalog.update_backup(job.backup_id, [BS.RESTORING], status=BS.AVAILABLE, restore_volume_id=None)
             self.catalog.set_volume_status(
-                volume.id, [VolumeStatus.RESTORING],
-                VolumeStatus.AVAILABLE if ok else (VolumeStatus.ERROR if volume_is_new else
-                                                   VolumeStatus.ERROR_RESTORING),
+                job.volume_id or "", [VS.RESTORING],
+                VS.AVAILABLE if ok else (VS.ERROR if new else VS.ERROR_RESTORING),
             )
             if slot is not None:
                 slot.release()
-            lock.release()
 
-    def run_delete(self, backup_id: str) -> None:
-        """Delete a backup whose record is ``deleting``; its lock must not be held by a live job."""
-        lock = self.job_lock(backup_id)
-        lock.acquire()
-        try:
-            record = self.catalog.get_backup(backup_id, deleted=True)
-            if record.status != BS.DELETING:
-                return
-            if record.service:
-                driver = self.driver(record.service)
-                try:
-                    driver.delete_backup(self.info(record, with_parent=False), JobContext())
-                except Exception as exc:
-                    self.catalog.update_backup(backup_id, [BS.DELETING], status=BS.ERROR_DELETING,
-                                               fail_reason=one_line(exc))
-                    raise
-            self.catalog.update_backup(backup_id, [BS.DELETING], status=BS.DELETED)
-        finally:
-            lock.release()
+    def _delete(self, job: Job) -> None:
+        record = self.catalog.get_backup(job.backup_id, deleted=True)
+        if record.status != BS.DELETING:
+            return
+        if record.service:
+            try:
+                self.handler(record).delete_backup(self.info(record, with_parent=False), JobContext())
+            except Exception as exc:
+                self.catalog.update_backup(job.backup_id, [BS.DELETING], status=BS.ERROR_DELETING,
+                                           fail_reason=one_line(exc))
+                raise
+        self.catalog.update_backup(job.backup_id, [BS.DELETING], status=BS.DELETED)
 
-    def run_verify(self, backup_id: str, *, progress: ProgressFn | None = None) -> VerifyReport:
-        record = self.catalog.get_backup(backup_id)
+    def _verify(self, job: Job, obs: Observers) -> VerifyReport:
+        record = self.catalog.get_backup(job.backup_id)
         driver = self.driver(record.service)
-        if not driver.capabilities.verify:
+        if record.format == driver.native_format and not driver.capabilities.verify:
             raise exceptions.NotSupported(reason=f"driver '{driver.name}' cannot verify backups")
-        return driver.verify(self.info(record), JobContext(progress=progress))
+        return self.handler(record).verify(self.info(record), JobContext(progress=obs.progress))
+
+    def _import(self, job: Job) -> Backup:
+        record = self.catalog.get_backup(job.backup_id)
+        try:
+            self.handler(record).import_record(self.info(record), job.options.get("driver_info") or {})
+        except Exception as exc:
+            self.catalog.purge_backup(record.id)
+            if isinstance(exc, exceptions.AshvaultError):
+                raise
+            raise exceptions.InvalidBackup(reason=str(exc)) from exc
+        self.catalog.update_backup(record.id, [BS.CREATING], status=BS.AVAILABLE)
+        return self.catalog.get_backup(record.id)
+
+    def export_record(self, record: Backup) -> dict[str, Any]:
+        return self.handler(record).export_record(self.info(record))
 
     # start-up
 
@@ -231,10 +314,8 @@ class Manager:
         deleting -> finished. Jobs whose lock is held are alive and left alone. Returns what was done."""
         done = []
         for b in self.catalog.incomplete(self.conf.host):
-            if owner_alive(os.path.join(self.lock_dir, f"backup-{b.id}.lock")):
-                continue
             lock = self.job_lock(b.id)
-            if not lock.acquire(blocking=False):
+            if owner_alive(lock.path) or not lock.acquire(blocking=False):
                 continue
             try:
                 if b.status == BS.CREATING:
@@ -242,24 +323,23 @@ class Manager:
                         b.id, [BS.CREATING], status=BS.ERROR,
                         fail_reason="incomplete backup: the process running it stopped before it finished",
                     ):
-                        self.catalog.set_volume_status(b.volume_id, [VolumeStatus.BACKING_UP],
-                                                       VolumeStatus.AVAILABLE)
+                        self.catalog.set_volume_status(b.volume_id, [VS.BACKING_UP], VS.AVAILABLE)
                         done.append(f"backup {b.id}: creating -> error")
                 elif b.status == BS.RESTORING and self.catalog.update_backup(
                     b.id, [BS.RESTORING], status=BS.AVAILABLE, restore_volume_id=None
                 ):
                     if b.restore_volume_id:
-                        self.catalog.set_volume_status(b.restore_volume_id, [VolumeStatus.RESTORING],
-                                                       VolumeStatus.ERROR_RESTORING)
+                        self.catalog.set_volume_status(b.restore_volume_id, [VS.RESTORING], VS.ERROR_RESTORING)
                     done.append(f"backup {b.id}: restoring -> available")
+                elif b.status == BS.DELETING:
+                    try:
+                        self._delete(Job(Kind.DELETE, b.id))
+                        done.append(f"backup {b.id}: deleting -> deleted")
+                    except Exception as exc:
+                        LOG.warning("resuming the delete of backup %s failed: %s", b.id, one_line(exc))
             finally:
                 lock.release()
-            if b.status == BS.DELETING:
-                try:
-                    self.run_delete(b.id)
-                    done.append(f"backup {b.id}: deleting -> deleted")
-                except Exception as exc:
-                    LOG.warning("resuming the delete of backup %s failed: %s", b.id, one_line(exc))
         for line in done:
             LOG.info("%s", line)
         return done
+

@@ -4,8 +4,12 @@ Subclass a suite in a test module and provide its fixtures:
 
 - :class:`ObjectStoreContract` needs ``store``: a fresh :class:`~ashvault.objectstore.ObjectStore`.
 - :class:`DriverContract` needs ``driver``: a configured :class:`~ashvault.driver.BackupDriver` whose backend is
-  empty. Volumes are made in ``tmp_path`` by the suite. Chunked drivers get the corruption tests through
-  ``driver.store``; other drivers override :meth:`DriverContract.corrupt_one_object`.
+  empty. It may override ``source``: the :class:`FileVolumes` (volumes in ``tmp_path``) by default, or volumes of
+  another scheme, such as RBD images for the ceph driver. The suite runs every operation through the core's routing
+  (:mod:`ashvault.formats`), as the manager does: a source the driver moves natively goes its native way, any other
+  into the core's chunked engine over the driver's store. Chunked backups get the corruption and leftover tests
+  through ``driver.store``; a native format overrides :meth:`DriverContract.corrupt_one_object` and
+  :meth:`DriverContract.leftovers`.
 
 A driver without a capability (``capabilities.incremental`` false, say) has the matching tests skipped, and the
 suite checks instead that asking for it raises ``NotSupported``.
@@ -15,13 +19,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from ashvault import exceptions
+from ashvault import exceptions, formats
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, JobContext
 from ashvault.objectstore import ObjectStore
+from ashvault.sources import VolumeSource
 from ashvault.sources.file import FileSource
 from ashvault.testing import volumes
 from ashvault.wrappers import RetryingObjectStore
@@ -121,7 +126,46 @@ class ObjectStoreContract:
         assert faulty.calls.count(("get_object", "perm")) == 1
 
 
-_sha = volumes.sha256_file
+class FileVolumes:
+    """Volumes of one source scheme for :class:`DriverContract`; this one makes files in ``directory``.
+
+    Another scheme subclasses it (the ceph tests keep each RBD image equal to a file made here) and overrides
+    ``scheme``, ``source`` and what touches a volume's content.
+    """
+
+    scheme = "file"
+
+    def __init__(self, conf: Any, directory: str) -> None:
+        self.maker = volumes.VolumeMaker(directory)
+        self.source: VolumeSource = FileSource(conf)
+
+    def mixed(self, name: str, size: int, *, seed: int, sparse: bool = False) -> str:
+        """A volume of zero, text and random runs; returns its location."""
+        return self.maker.mixed(name, size, seed=seed, sparse=sparse)
+
+    def random(self, name: str, size: int, *, seed: int) -> str:
+        return self.maker.random(name, size, seed=seed)
+
+    def mutate(self, location: str, *, percent: float, seed: int) -> None:
+        volumes.mutate(location, percent=percent, seed=seed)
+
+    def new(self, name: str, size: int) -> str:
+        """An empty volume (reads as zeros) to restore into."""
+        path = os.path.join(self.maker.directory, name)
+        self.source.create(path, size)
+        return path
+
+    def sha256(self, location: str) -> str:
+        return volumes.sha256_file(location)
+
+    def allocated(self, location: str) -> int | None:
+        """Bytes the volume takes on its storage, or None when the scheme cannot tell."""
+        return os.stat(location).st_blocks * 512
+
+
+def route(driver: BackupDriver, info: BackupInfo) -> formats.Handler:
+    """What the manager would run ``info``'s operations with."""
+    return formats.handler(driver, info.format)
 
 
 class _Cancelled:
@@ -138,33 +182,44 @@ class DriverContract:
     volume_size = 24 * MiB
 
     @pytest.fixture
-    def vols(self, tmp_path: object) -> Iterator[volumes.VolumeMaker]:
-        yield volumes.VolumeMaker(str(tmp_path))
+    def source(self, driver: BackupDriver, tmp_path: object) -> FileVolumes:
+        return FileVolumes(driver.conf, str(tmp_path))
 
-    def _backup(self, driver: BackupDriver, path: str, parent: BackupInfo | None = None) -> BackupInfo:
-        info = BackupInfo(id=str(uuid.uuid4()), volume_id=self.volume_id, parent=parent,
-                          parent_id=parent.id if parent else None, name="contract")
-        with FileSource(driver.conf).open_reader(path) as reader:
-            result: BackupResult = driver.backup(info, reader, JobContext())
+    def _info(self, driver: BackupDriver, source: FileVolumes, parent: BackupInfo | None = None) -> BackupInfo:
+        return BackupInfo(id=str(uuid.uuid4()), volume_id=self.volume_id, parent=parent,
+                          parent_id=parent.id if parent else None, name="contract",
+                          format=formats.for_backup(driver, source.scheme))
+
+    def _backup(self, driver: BackupDriver, source: FileVolumes, location: str,
+                parent: BackupInfo | None = None) -> BackupInfo:
+        info = self._info(driver, source, parent)
+        with source.source.open_reader(location) as reader:
+            result: BackupResult = route(driver, info).backup(info, reader, JobContext())
         info.container, info.service_metadata, info.size = result.container, result.service_metadata, result.size
         return info
 
-    def _restore(self, driver: BackupDriver, info: BackupInfo, path: str, *, new: bool = True) -> str:
-        src = FileSource(driver.conf)
-        if new:
-            src.create(path, info.size)
-        with src.open_writer(path) as writer:
-            driver.restore(info, writer, JobContext(), volume_is_new=new)
-        return _sha(path)
+    def _restore(self, driver: BackupDriver, source: FileVolumes, info: BackupInfo, location: str | None = None,
+                 ctx: JobContext | None = None) -> str:
+        """Restore into ``location`` (over it), or into a new volume; returns the restored volume's location."""
+        new = location is None
+        if location is None:
+            location = source.new(f"restore-{uuid.uuid4().hex[:8]}", info.size)
+        with source.source.open_writer(location) as writer:
+            route(driver, info).restore(info, writer, ctx or JobContext(), volume_is_new=new)
+        return location
+
+    def _delete(self, driver: BackupDriver, info: BackupInfo) -> None:
+        route(driver, info).delete_backup(info, JobContext())
 
     @pytest.fixture(autouse=True)
     def _volume_id(self) -> None:
         self.volume_id = str(uuid.uuid4())
 
     def corrupt_one_object(self, driver: BackupDriver, info: BackupInfo) -> str:
-        """Flip one byte of one data object of ``info``; return the object's name."""
-        store: ObjectStore = driver.store  # type: ignore[attr-defined]
-        names = [n for n in store.list_objects(info.container or "", info.service_metadata + "/")
+        """Flip one byte of one data object of ``info``; return the object's name (as ``verify`` names it)."""
+        assert info.format == formats.CHUNKED, "a native format overrides corrupt_one_object"
+        store: ObjectStore = driver.store
+        names = [n for n in store.list_objects(info.container or "", f"{info.service_metadata}/")
                  if n.rsplit("/", 1)[-1].startswith("d")]
         name = names[len(names) // 2]
         data = bytearray(store.get_object(info.container or "", name))
@@ -173,99 +228,95 @@ class DriverContract:
         return name
 
     def leftovers(self, driver: BackupDriver, info: BackupInfo) -> list[str]:
-        store: ObjectStore = driver.store  # type: ignore[attr-defined]
-        container = info.container or driver.default_container  # type: ignore[attr-defined]
-        return store.list_objects(container, f"volume_{info.volume_id}/")
+        """What is left on the backend of ``info``'s volume (a native format adds its own)."""
+        if not driver.capabilities.object_store:
+            return []
+        container = info.container or driver.default_container or ""
+        return driver.store.list_objects(container, f"volume_{info.volume_id}/")
 
     def test_check_for_setup_error_passes(self, driver: BackupDriver) -> None:
         driver.check_for_setup_error()
 
-    def test_full_backup_restores_byte_identical_and_sparse(self, driver: BackupDriver, vols: volumes.VolumeMaker,
-                                                            tmp_path: object) -> None:
-        path = vols.mixed("src.img", self.volume_size, seed=1, sparse=True)
-        info = self._backup(driver, path)
-        out = os.path.join(str(tmp_path), "out.img")
-        assert self._restore(driver, info, out) == _sha(path)
-        assert os.stat(out).st_blocks * 512 < 0.8 * self.volume_size
+    def test_full_backup_restores_byte_identical_and_sparse(self, driver: BackupDriver,
+                                                            source: FileVolumes) -> None:
+        vol = source.mixed("src.img", self.volume_size, seed=1, sparse=True)
+        info = self._backup(driver, source, vol)
+        out = self._restore(driver, source, info)
+        assert source.sha256(out) == source.sha256(vol)
+        allocated = source.allocated(out)
+        if allocated is not None:
+            assert allocated < 0.8 * self.volume_size
 
-    def test_restore_over_existing_volume(self, driver: BackupDriver, vols: volumes.VolumeMaker,
-                                          tmp_path: object) -> None:
-        path = vols.mixed("src.img", self.volume_size, seed=2)
-        info = self._backup(driver, path)
-        other = vols.random("other.img", self.volume_size, seed=3)
-        assert self._restore(driver, info, other, new=False) == _sha(path)
+    def test_restore_over_existing_volume(self, driver: BackupDriver, source: FileVolumes) -> None:
+        vol = source.mixed("src.img", self.volume_size, seed=2)
+        info = self._backup(driver, source, vol)
+        other = source.random("other.img", self.volume_size, seed=3)
+        assert source.sha256(self._restore(driver, source, info, other)) == source.sha256(vol)
 
-    def test_incremental_chain_and_deleting_any_member(self, driver: BackupDriver, vols: volumes.VolumeMaker,
-                                                       tmp_path: object) -> None:
+    def test_incremental_chain_and_deleting_any_member(self, driver: BackupDriver, source: FileVolumes) -> None:
+        vol = source.mixed("src.img", self.volume_size, seed=4)
+        full = self._backup(driver, source, vol)
         if not driver.capabilities.incremental:
-            path = vols.mixed("src.img", self.volume_size, seed=4)
-            full = self._backup(driver, path)
             with pytest.raises(exceptions.NotSupported):
-                self._backup(driver, path, parent=full)
+                self._backup(driver, source, vol, parent=full)
             return
-        path = vols.mixed("src.img", self.volume_size, seed=4)
-        full = self._backup(driver, path)
-        volumes.mutate(path, percent=2, seed=5)
-        inc1 = self._backup(driver, path, parent=full)
-        want1 = _sha(path)
-        volumes.mutate(path, percent=2, seed=6)
-        inc2 = self._backup(driver, path, parent=inc1)
-        want2 = _sha(path)
-        driver.delete_backup(full, JobContext())
-        assert self._restore(driver, inc1, os.path.join(str(tmp_path), "r1.img")) == want1
-        assert self._restore(driver, inc2, os.path.join(str(tmp_path), "r2.img")) == want2
-        driver.delete_backup(inc2, JobContext())
-        assert self._restore(driver, inc1, os.path.join(str(tmp_path), "r3.img")) == want1
+        source.mutate(vol, percent=2, seed=5)
+        inc1 = self._backup(driver, source, vol, parent=full)
+        want1 = source.sha256(vol)
+        source.mutate(vol, percent=2, seed=6)
+        inc2 = self._backup(driver, source, vol, parent=inc1)
+        want2 = source.sha256(vol)
+        self._delete(driver, full)
+        assert source.sha256(self._restore(driver, source, inc1)) == want1
+        assert source.sha256(self._restore(driver, source, inc2)) == want2
+        self._delete(driver, inc2)
+        assert source.sha256(self._restore(driver, source, inc1)) == want1
 
-    def test_delete_leaves_nothing_and_is_idempotent(self, driver: BackupDriver, vols: volumes.VolumeMaker) -> None:
-        path = vols.mixed("src.img", self.volume_size, seed=7)
-        full = self._backup(driver, path)
-        volumes.mutate(path, percent=5, seed=8)
-        inc = (self._backup(driver, path, parent=full) if driver.capabilities.incremental
-               else self._backup(driver, path))
-        driver.delete_backup(full, JobContext())
-        driver.delete_backup(inc, JobContext())
-        driver.delete_backup(inc, JobContext())
+    def test_delete_leaves_nothing_and_is_idempotent(self, driver: BackupDriver, source: FileVolumes) -> None:
+        vol = source.mixed("src.img", self.volume_size, seed=7)
+        full = self._backup(driver, source, vol)
+        source.mutate(vol, percent=5, seed=8)
+        inc = self._backup(driver, source, vol, parent=full if driver.capabilities.incremental else None)
+        self._delete(driver, full)
+        self._delete(driver, inc)
+        self._delete(driver, inc)
         assert self.leftovers(driver, inc) == []
 
-    def test_export_import_round_trip(self, driver: BackupDriver, vols: volumes.VolumeMaker) -> None:
-        path = vols.mixed("src.img", self.volume_size, seed=9)
-        info = self._backup(driver, path)
-        driver_info = driver.export_record(info)
-        driver.import_record(info, driver_info)
-        missing = BackupInfo(id=str(uuid.uuid4()), volume_id=self.volume_id, container=info.container)
+    def test_export_import_round_trip(self, driver: BackupDriver, source: FileVolumes) -> None:
+        vol = source.mixed("src.img", self.volume_size, seed=9)
+        info = self._backup(driver, source, vol)
+        driver_info = route(driver, info).export_record(info)
+        route(driver, info).import_record(info, driver_info)
+        missing = BackupInfo(id=str(uuid.uuid4()), volume_id=self.volume_id, container=info.container,
+                             format=info.format)
         with pytest.raises(exceptions.InvalidBackup):
-            driver.import_record(missing, driver_info)
+            route(driver, missing).import_record(missing, driver_info)
 
-    def test_corruption_is_named_and_never_restored(self, driver: BackupDriver, vols: volumes.VolumeMaker,
-                                                    tmp_path: object) -> None:
-        path = vols.random("src.img", self.volume_size, seed=10)
-        info = self._backup(driver, path)
-        assert driver.verify(info, JobContext()).ok
+    def test_corruption_is_named_and_never_restored(self, driver: BackupDriver, source: FileVolumes) -> None:
+        vol = source.random("src.img", self.volume_size, seed=10)
+        info = self._backup(driver, source, vol)
+        assert route(driver, info).verify(info, JobContext()).ok
         name = self.corrupt_one_object(driver, info)
-        report = driver.verify(info, JobContext())
+        report = route(driver, info).verify(info, JobContext())
         assert [n for n, _why in report.corrupt] == [name]
         with pytest.raises(exceptions.IntegrityError) as err:
-            self._restore(driver, info, os.path.join(str(tmp_path), "bad.img"))
+            self._restore(driver, source, info)
         assert name in str(err.value) and info.id in str(err.value)
 
-    def test_cancelled_restore_raises(self, driver: BackupDriver, vols: volumes.VolumeMaker,
-                                      tmp_path: object) -> None:
-        path = vols.random("src.img", self.volume_size, seed=11)
-        info = self._backup(driver, path)
-        out = os.path.join(str(tmp_path), "out.img")
-        FileSource(driver.conf).create(out, info.size)
+    def test_cancelled_restore_raises(self, driver: BackupDriver, source: FileVolumes) -> None:
+        vol = source.random("src.img", self.volume_size, seed=11)
+        info = self._backup(driver, source, vol)
         ctx = JobContext(is_cancelled=_Cancelled(1), cancel_error=exceptions.RestoreCancelled)
-        with FileSource(driver.conf).open_writer(out) as writer, pytest.raises(exceptions.RestoreCancelled):
-            driver.restore(info, writer, ctx, volume_is_new=True)
+        with pytest.raises(exceptions.RestoreCancelled):
+            self._restore(driver, source, info, ctx=ctx)
 
-    def test_cancelled_backup_is_cleaned_by_delete(self, driver: BackupDriver, vols: volumes.VolumeMaker) -> None:
+    def test_cancelled_backup_is_cleaned_by_delete(self, driver: BackupDriver, source: FileVolumes) -> None:
         if not driver.capabilities.force_delete:
             pytest.skip("driver declares no cancel support (capabilities.force_delete)")
-        path = vols.random("src.img", self.volume_size, seed=12)
-        info = BackupInfo(id=str(uuid.uuid4()), volume_id=self.volume_id)
+        vol = source.random("src.img", self.volume_size, seed=12)
+        info = self._info(driver, source)
         ctx = JobContext(is_cancelled=_Cancelled(2), cancel_error=exceptions.BackupCancelled)
-        with FileSource(driver.conf).open_reader(path) as reader, pytest.raises(exceptions.BackupCancelled):
-            driver.backup(info, reader, ctx)
-        driver.delete_backup(info, JobContext())
+        with source.source.open_reader(vol) as reader, pytest.raises(exceptions.BackupCancelled):
+            route(driver, info).backup(info, reader, ctx)
+        self._delete(driver, info)
         assert self.leftovers(driver, info) == []

@@ -10,9 +10,10 @@ effect at the next chunk, progress and byte counts are exact, and one connection
 Cinder's, every RBD backup also records a checksum of each 64 KiB block (:mod:`ashvault_ceph.blockindex`), checked
 on restore and by ``verify``.
 
-Other sources go through the core's chunked engine into RADOS objects (:class:`RadosObjectStore`), which gives them
-incrementals, compression and verification that Cinder's ceph driver lacks. ``service_metadata`` tells the two
-apart: JSON with a ``base`` for RBD backups (as Cinder stores it), the object prefix for chunked ones.
+For other sources the driver offers the core a RADOS object store (:class:`RadosObjectStore`): the core's chunked
+engine then gives them incrementals, compression and verification that Cinder's ceph driver lacks. The core picks
+the path (``capabilities.native_sources``) and records it as the backup's format tag; the RBD backups' own
+``service_metadata`` is JSON with a ``base``, as Cinder stores it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, ClassVar
 from oslo_config import cfg
 
 from ashvault import exceptions
-from ashvault.chunked import ChunkedBackupDriver
+from ashvault.chunked import check_chunked_setup
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, Capabilities, JobContext, VerifyReport
 from ashvault.objectstore import ObjectStore, check_name
 from ashvault.sources import VolumeReader, VolumeWriter
@@ -50,11 +51,10 @@ from ashvault_ceph.rbd_source import (
 )
 
 LOG = logging.getLogger(__name__)
-RBD_FORMAT = "ashvault-ceph-rbd/1"
 
 
 def rbd_meta(service_metadata: str | None) -> dict[str, Any] | None:
-    """The RBD part of a backup's service metadata, or None for a chunked (RADOS object) backup."""
+    """An RBD backup's service metadata, or None when it has none (a backup that failed before recording it)."""
     if not service_metadata or not service_metadata.startswith("{"):
         return None
     try:
@@ -73,37 +73,18 @@ def index_name(volume_id: str, backup_id: str) -> str:
     return f"volume-{volume_id}.backup.{backup_id}.index"
 
 
-class RadosChunkedDriver(ChunkedBackupDriver):
-    """The chunked engine over RADOS, sharing the ceph driver's options and connection."""
-
-    name = "ceph"
-    option_group = opts.GROUP
-
-    def __init__(self, conf: cfg.ConfigOpts, owner: CephBackupDriver) -> None:
-        super().__init__(conf)
-        self.owner = owner
-
-    def make_object_store(self) -> ObjectStore:
-        return RadosObjectStore(self.owner.conn, namespace=self.options.namespace,
-                                create_containers=self.conf.backup_create_containers)
-
-    @property
-    def default_container(self) -> str:
-        return str(self.options.pool)
-
-
 class CephBackupDriver(BackupDriver):
     """Backs up to a Ceph cluster (``[backup_ceph] conf``, ``user``, ``pool``)."""
 
     name = "ceph"
     option_group = opts.GROUP
-    capabilities: ClassVar[Capabilities] = Capabilities(native_diff=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(native_sources=frozenset({"rbd"}), object_store=True)
+    native_format: ClassVar[str] = "ceph-rbd/1"
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__(conf)
         self._conn: Connection | None = None
         self._jobs = threading.local()
-        self.chunked = RadosChunkedDriver(conf, self)
 
     @classmethod
     def get_driver_options(cls) -> list[cfg.Opt]:
@@ -141,10 +122,10 @@ class CephBackupDriver(BackupDriver):
         conn = getattr(self._jobs, "conn", None)
         return conn if conn is not None else self.conn
 
-    @property
-    def store(self) -> ObjectStore:
-        """The RADOS object store of chunked backups (wrapped with the core's retries)."""
-        return self.chunked.store
+    def make_object_store(self) -> ObjectStore:
+        """RADOS objects in ``[backup_ceph] namespace``, for the core's chunked engine (sources that are not RBD)."""
+        return RadosObjectStore(self.conn, namespace=self.options.namespace,
+                                create_containers=self.conf.backup_create_containers)
 
     @property
     def default_container(self) -> str:
@@ -158,7 +139,7 @@ class CephBackupDriver(BackupDriver):
         for key in ("conf", "user", "pool"):
             if not o[key]:
                 raise exceptions.DriverSetupError(reason=f"[{self.option_group}] {key} is empty")
-        self.chunked.check_for_setup_error()
+        check_chunked_setup(self)
         if not self.conn.pool_exists(o.pool):
             raise exceptions.DriverSetupError(reason=f"backup pool '{o.pool}' does not exist")
         if o.image_journals and not hasattr(rbd, "RBD_FEATURE_JOURNALING"):
@@ -167,10 +148,10 @@ class CephBackupDriver(BackupDriver):
     # backup
 
     def backup(self, backup: BackupInfo, source: VolumeReader, ctx: JobContext) -> BackupResult:
-        if isinstance(source, RbdReader):
-            with self._job():
-                return self._backup_rbd(backup, source, ctx)
-        return self.chunked.backup(backup, source, ctx)
+        if not isinstance(source, RbdReader):
+            raise exceptions.NotSupported(reason=f"the ceph driver moves only RBD volumes natively, not {source}")
+        with self._job():
+            return self._backup_rbd(backup, source, ctx)
 
     def _features(self) -> tuple[int, int, int]:
         o = self.options
@@ -199,7 +180,7 @@ class CephBackupDriver(BackupDriver):
         if not reader.owned:
             raise exceptions.NotSupported(reason=f"incremental backups of the fixed snapshot {reader.location}")
         meta = rbd_meta(backup.parent.service_metadata)
-        if meta is None:
+        if meta is None or backup.parent.format != self.native_format:
             raise exceptions.InvalidBackup(reason=f"parent backup {backup.parent.id} is not an RBD image backup")
         psnap = meta.get("source_snap") or meta["snap"]
         if not reader.has_snapshot(psnap):
@@ -371,10 +352,7 @@ class CephBackupDriver(BackupDriver):
     # restore, verify
 
     def restore(self, backup: BackupInfo, target: VolumeWriter, ctx: JobContext, *, volume_is_new: bool) -> None:
-        meta = rbd_meta(backup.service_metadata)
-        if meta is None:
-            self.chunked.restore(backup, target, ctx, volume_is_new=volume_is_new)
-            return
+        meta = self._meta(backup)
         pool = self._pool(backup)
         with self._job():
             img = self._open_base(pool, meta["base"], snapshot=meta["snap"], read_only=True)
@@ -392,9 +370,7 @@ class CephBackupDriver(BackupDriver):
     def verify(self, backup: BackupInfo, ctx: JobContext) -> VerifyReport:
         """Read every allocated byte of the backup's snapshot back and check each 64 KiB block against its checksum
         (a backup made without checksums is only read back)."""
-        meta = rbd_meta(backup.service_metadata)
-        if meta is None:
-            return self.chunked.verify(backup, ctx)
+        meta = self._meta(backup)
         pool = self._pool(backup)
         with self._job():
             img = self._open_base(pool, meta["base"], snapshot=meta["snap"], read_only=True)
@@ -436,7 +412,6 @@ class CephBackupDriver(BackupDriver):
         meta = rbd_meta(backup.service_metadata)
         pool = self._pool(backup)
         if meta is None:
-            self.chunked.delete_backup(backup, ctx)
             # A process that died during a full RBD backup leaves its new base image: it is this backup's alone.
             with self._job():
                 self._drop_snap(pool, base_name(backup.volume_id, backup.id), backup.id, None)
@@ -492,21 +467,22 @@ class CephBackupDriver(BackupDriver):
     # records
 
     def export_record(self, backup: BackupInfo) -> dict[str, Any]:
-        meta = rbd_meta(backup.service_metadata)
-        if meta is None:
-            return self.chunked.export_record(backup)
-        return {"format": RBD_FORMAT, "pool": self._pool(backup), "base": meta["base"], "snap": meta["snap"]}
+        meta = self._meta(backup)
+        return {"pool": self._pool(backup), "base": meta["base"], "snap": meta["snap"]}
 
     def import_record(self, backup: BackupInfo, driver_info: dict[str, Any]) -> None:
-        meta = rbd_meta(backup.service_metadata)
-        if meta is None:
-            self.chunked.import_record(backup, driver_info)
-            return
+        meta = self._meta(backup)
         with self._job():
             self._open_base(self._pool(backup), meta["base"], snapshot=meta["snap"], read_only=True).close()
 
+    def _meta(self, backup: BackupInfo) -> dict[str, Any]:
+        meta = rbd_meta(backup.service_metadata)
+        if meta is None:
+            raise exceptions.InvalidBackup(reason=f"backup {backup.id} records no RBD image")
+        return meta
+
     def close(self) -> None:
-        self.chunked.close()
+        super().close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

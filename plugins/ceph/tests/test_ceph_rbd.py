@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from oslo_config import cfg
 
-from ashvault import exceptions
+from ashvault import exceptions, formats
 from ashvault.conf import register_group
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, JobContext
-from ashvault.testing.contract import DriverContract
+from ashvault.testing.contract import DriverContract, FileVolumes, route
 from ashvault_ceph.blockindex import BLOCK, BlockIndex
 from ashvault_ceph.ceph import CephBackupDriver, rbd_meta
 from ashvault_ceph.rbd_source import SNAP_RE, RbdReader, RbdSource
@@ -38,9 +38,9 @@ def backup_rbd(driver: BackupDriver, location: str, volume_id: str, parent: Back
                ) -> tuple[BackupInfo, BackupResult, int]:
     """Back up an rbd: volume as the manager does; returns the record, the result and the bytes the reader read."""
     info = BackupInfo(id=str(uuid.uuid4()), volume_id=volume_id, parent=parent,
-                      parent_id=parent.id if parent else None)
+                      parent_id=parent.id if parent else None, format=formats.for_backup(driver, "rbd"))
     with RbdSource(driver.conf).open_reader(location) as reader:
-        result = driver.backup(info, reader, JobContext())
+        result = route(driver, info).backup(info, reader, JobContext())
         read = reader.bytes_read  # type: ignore[attr-defined]
     info.container, info.service_metadata, info.size = result.container, result.service_metadata, result.size
     return info, result, read
@@ -53,12 +53,55 @@ def restore_rbd(driver: BackupDriver, info: BackupInfo, rbdtool: Any, *, name: s
     if new:
         rbdtool.create(POOL, name, info.size)
     with RbdSource(driver.conf).open_writer(f"rbd:{POOL}/{name}") as writer:
-        driver.restore(info, writer, JobContext(), volume_is_new=new)
+        route(driver, info).restore(info, writer, JobContext(), volume_is_new=new)
     return name
 
 
+class RbdVolumes(FileVolumes):
+    """Contract volumes that are RBD images, each kept equal to a file made by the file volumes."""
+
+    scheme = "rbd"
+
+    def __init__(self, conf: cfg.ConfigOpts, directory: str, tool: Any, prefix: str) -> None:
+        super().__init__(conf, directory)
+        self.source = RbdSource(conf)
+        self.tool = tool
+        self.prefix = prefix
+        self.files: dict[str, str] = {}
+
+    def _image(self, name: str) -> str:
+        return f"{self.prefix}-{name.replace('.', '-')}"
+
+    def _sync(self, path: str, name: str) -> str:
+        self.tool.sync_from_file(path, POOL, self._image(name))
+        location = f"rbd:{POOL}/{self._image(name)}"
+        self.files[location] = path
+        return location
+
+    def mixed(self, name: str, size: int, *, seed: int, sparse: bool = False) -> str:
+        return self._sync(super().mixed(name, size, seed=seed, sparse=sparse), name)
+
+    def random(self, name: str, size: int, *, seed: int) -> str:
+        return self._sync(super().random(name, size, seed=seed), name)
+
+    def mutate(self, location: str, *, percent: float, seed: int) -> None:
+        path = self.files[location]
+        super().mutate(path, percent=percent, seed=seed)
+        self.tool.sync_from_file(path, POOL, location.split("/", 1)[1])
+
+    def new(self, name: str, size: int) -> str:
+        return str(self.tool.create(POOL, self._image(name), size))
+
+    def sha256(self, location: str) -> str:
+        pool, image = location[4:].split("/", 1)
+        return str(self.tool.sha(pool, image))
+
+    def allocated(self, location: str) -> int | None:
+        return None
+
+
 class TestCephDriverRbdToRbd(DriverContract):
-    """The driver suite, with every volume living in an RBD image and backed up through the diff path."""
+    """The driver suite, with every volume an RBD image, so that the core routes it to the RBD diff path."""
 
     @pytest.fixture
     def driver(self, conf: cfg.ConfigOpts, rbdtool: Any) -> Iterator[CephBackupDriver]:
@@ -67,25 +110,15 @@ class TestCephDriverRbdToRbd(DriverContract):
         yield driver
         driver.close()
 
-    def _image_of(self, path: str) -> str:
-        return f"{self.volume_id[:8]}-{os.path.basename(path).replace('.', '-')}"
+    @pytest.fixture
+    def source(self, driver: CephBackupDriver, tmp_path: pathlib.Path) -> RbdVolumes:
+        return RbdVolumes(driver.conf, str(tmp_path), self.tool, self.volume_id[:8])
 
-    def _backup(self, driver: BackupDriver, path: str, parent: BackupInfo | None = None) -> BackupInfo:
-        image = self._image_of(path)
-        self.tool.sync_from_file(path, POOL, image)
-        info, result, _read = backup_rbd(driver, f"rbd:{POOL}/{image}", self.volume_id, parent)
-        assert rbd_meta(result.service_metadata) is not None, "an RBD source must take the RBD path"
+    def _backup(self, driver: BackupDriver, source: FileVolumes, location: str,
+                parent: BackupInfo | None = None) -> BackupInfo:
+        info = super()._backup(driver, source, location, parent)
+        assert info.format == "ceph-rbd/1" and rbd_meta(info.service_metadata), "an RBD source takes the RBD path"
         return info
-
-    def _restore(self, driver: BackupDriver, info: BackupInfo, path: str, *, new: bool = True) -> str:
-        if new:
-            name = restore_rbd(driver, info, self.tool)
-        else:
-            name = self._image_of(path)
-            self.tool.sync_from_file(path, POOL, name)
-            restore_rbd(driver, info, self.tool, name=name, new=False)
-        self.tool.to_file(POOL, name, path)
-        return _sha(path)
 
     def _index_io(self, info: BackupInfo) -> Any:
         return self.tool.conn.ioctx(info.container or "backups", "ashvault")
@@ -234,7 +267,7 @@ def test_rbd_source_to_posix_reads_only_changed_extents(conf: cfg.ConfigOpts, rb
 
     FileSource(conf).create(out, size)
     with FileSource(conf).open_writer(out) as writer:
-        driver.restore(inc, writer, JobContext(), volume_is_new=True)
+        route(driver, inc).restore(inc, writer, JobContext(), volume_is_new=True)
     assert _sha(out) == want
     driver.close()
 
