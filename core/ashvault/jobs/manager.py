@@ -207,10 +207,12 @@ class Manager:
             record = self.catalog.get_backup(job.backup_id)
             if record.status != BS.CREATING:
                 raise exceptions.BackupCancelled(reason=f"backup {job.backup_id} is {record.status}")
-            volume = self.catalog.get_volume(record.volume_id)
-            handler = self.handler(record)
             ctx = JobContext(progress=obs.progress, is_cancelled=watch, cancel_error=exceptions.BackupCancelled)
             try:
+                # Everything that can fail once the record is visible ends it as error, the handler's set-up (a
+                # share to mount, a cluster to reach) included.
+                volume = self.catalog.get_volume(record.volume_id)
+                handler = self.handler(record)
                 with self.source(volume.source).open_reader(volume.location) as reader:
                     result = handler.backup(self.info(record), reader, ctx)
             except exceptions.BackupCancelled:

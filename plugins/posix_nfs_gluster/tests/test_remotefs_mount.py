@@ -201,12 +201,13 @@ def test_a_driver_whose_mount_died_mounts_again_and_carries_on(make_driver: Any,
     from ashvault.driver import BackupInfo, JobContext
     from ashvault.sources.file import FileSource
     from ashvault.testing import volumes
+    from ashvault.testing.contract import route
 
     driver = make_driver("nfs", mount_point_base=mount_base)
     path = volumes.write_mixed(str(tmp_path / "v.img"), 8 * (1 << 20), seed=41, run=1 << 20)
     info = BackupInfo(id="b1", volume_id="v1", name="b1")
     with FileSource(driver.conf).open_reader(path) as reader:
-        result = driver.backup(info, reader, JobContext())
+        result = route(driver, info).backup(info, reader, JobContext())
     info.container, info.service_metadata, info.size = result.container, result.service_metadata, result.size
     mnt = driver.mounter.path
     pid = int(subprocess.run(["pgrep", "-f", f"nfs_fuse.py .* {mnt}$"], capture_output=True,
@@ -214,6 +215,6 @@ def test_a_driver_whose_mount_died_mounts_again_and_carries_on(make_driver: Any,
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(OSError):
         os.listdir(mnt)
-    report = driver.verify(info, JobContext())
+    report = route(driver, info).verify(info, JobContext())
     assert report.ok and report.objects_checked > 0
     assert driver.mounter.usable()
