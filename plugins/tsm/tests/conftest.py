@@ -35,6 +35,7 @@ class Sim:
 
     def __init__(self, root: pathlib.Path) -> None:
         self.dir = root / "server"
+        self.password = PASSWORD
         self.bin = root / "bin"
         self.dir.mkdir(parents=True)
         self.bin.mkdir()
