@@ -80,6 +80,9 @@ class TSMBackupDriver(BackupDriver):
         """Where ``backup`` lives: its record's service metadata (Cinder's format), else the note a backup that
         never finished left, else the name Cinder gave backups before it kept metadata."""
         text = backup.service_metadata
+        if text and not text.lstrip().startswith("{"):
+            # What the core records before a backup finishes (a chunked object prefix), not this driver's.
+            text = None
         if not text:
             with contextlib.suppress(FileNotFoundError), open(self._pending(backup.id)) as f:
                 text = f.read()
