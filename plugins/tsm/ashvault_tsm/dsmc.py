@@ -160,8 +160,8 @@ class Dsmc:
             return []
         if out.rc not in (0, 4, 8) or out.of("E", "S"):
             raise self.error(what, out)
-        return [line.split()[-1] for line in out.lines
-                if line.split() and line.split()[-1] == path and re.search(r"\s[AI]\s+\S+$", line)]
+        row = re.compile(r"\s[AI]\s+" + re.escape(path) + "$")
+        return [path for line in out.lines if row.search(line.rstrip())]
 
     def session(self) -> dict[str, str]:
         """``query session``: proves the server answers and accepts this node's password."""

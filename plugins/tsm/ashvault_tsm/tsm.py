@@ -31,6 +31,8 @@ from ashvault_tsm.dsmc import Dsmc
 
 def volume_mode(path: str) -> str:
     """``image`` for a block device, ``file`` for a regular file (after following links)."""
+    if not os.path.isabs(path):
+        raise exceptions.NotSupported(reason=f"driver 'tsm' backs up files and block devices only, not {path}")
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -46,7 +48,7 @@ class TSMBackupDriver(BackupDriver):
     name = "tsm"
     option_group = opts.GROUP
     capabilities = Capabilities(incremental=False, force_delete=True, record_export=True, verify=False,
-                                native_diff=False, delete_any=True, max_connections=1)
+                                native_diff=False, delete_any=True)
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__(conf)
@@ -120,8 +122,8 @@ class TSMBackupDriver(BackupDriver):
         if backup.parent is not None or backup.parent_id:
             raise exceptions.NotSupported(
                 reason="driver 'tsm' makes no incremental backups: TSM keeps whole versions of each object")
+        mode = volume_mode(source.location)
         volume_path = os.path.realpath(source.location)
-        mode = volume_mode(volume_path)
         link = self._object_path(backup.id, volume_path)
         meta = json.dumps({"backup_mode": mode, "backup_path": link})
         ctx.check()
@@ -147,8 +149,9 @@ class TSMBackupDriver(BackupDriver):
     def restore(self, backup: BackupInfo, target: VolumeWriter, ctx: JobContext, *, volume_is_new: bool) -> None:
         meta = self._meta(backup)
         mode, path = meta["backup_mode"], meta["backup_path"]
+        target_mode = volume_mode(target.location)
         dest = os.path.realpath(target.location)
-        if mode == "file" and volume_mode(dest) == "image":
+        if mode == "file" and target_mode == "image":
             raise exceptions.NotSupported(
                 reason=f"backup {backup.id} is of a file volume, and dsmc restores files only to files, not into "
                        "block devices")

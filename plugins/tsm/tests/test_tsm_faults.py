@@ -259,3 +259,24 @@ def test_password_never_on_a_process_command_line(driver: TSMBackupDriver, sim: 
         scanner.join()
     assert any("selective" in c for c in seen)  # the scan did see dsmc running
     assert not [c for c in seen if sim.password in c]
+
+
+def test_simulator_grammar(sim: Any, tmp_path: pathlib.Path) -> None:
+    """The simulator refuses what dsmc refuses, so a wrong command line in the driver cannot pass unnoticed."""
+    path = tmp_path / "f.img"
+    path.write_bytes(os.urandom(4096))
+    pw = f"-password={sim.password}"
+    assert sim.run("q", "se", pw).returncode == 0
+    bad = sim.run("sel", "-bogus", pw, str(path))
+    assert bad.returncode == 12 and "ANS1108E" in bad.stdout
+    assert sim.run("backup", pw, str(path)).returncode == 12  # Cinder's undocumented form
+    image_of_file = sim.run("backup", "image", pw, str(path))
+    assert image_of_file.returncode == 12 and "ANS1063E" in image_of_file.stdout
+    quiet = sim.run("SEL", "-QUIET", pw, str(path))
+    assert quiet.returncode == 0 and "IBM Spectrum Protect" not in quiet.stdout
+    assert "Total number of objects backed up:" in quiet.stdout
+    prompt = sim.run("del", "ba", pw, str(path))  # no -noprompt and no answer on stdin
+    assert prompt.returncode == 8 and "ANS1369W" in prompt.stdout
+    assert sim.run("del", "ba", "-noprompt", pw, str(path)).returncode == 0
+    none = sim.run("q", "ba", pw, str(path))
+    assert none.returncode == 8 and "ANS1092W" in none.stdout
