@@ -83,6 +83,22 @@ def test_256_mib_loop_device_round_trips_byte_identical(sim: Any, tmp_path: path
     assert sim.objects() == {}
 
 
+def test_record_export_and_import_on_another_site(sim: Any, tmp_path: pathlib.Path) -> None:
+    site_a = tsm_cli(tmp_path / "a", sim)
+    path = volumes.write_mixed(str(tmp_path / "v.img"), 4 * MiB, seed=7, run=MiB)
+    site_a.j("volume", "register", "v", path)
+    b = site_a.j("backup", "create", "v", "--name", "shipped")
+    rec = site_a.j("backup", "record", "export", "shipped")
+    site_b = tsm_cli(tmp_path / "b", sim)
+    imported = site_b.j("backup", "record", "import", rec["backup_service"], rec["backup_url"])
+    assert imported["id"] == b["id"] and imported["status"] == "available"
+    assert sha256(site_b.j("backup", "restore", b["id"])["volume_location"]) == sha256(path)
+    site_a("backup", "delete", "shipped")
+    site_c = tsm_cli(tmp_path / "c", sim)
+    gone = site_c("backup", "record", "import", rec["backup_service"], rec["backup_url"], ok=False)
+    assert "holds no file object" in one_line_error(gone)
+
+
 def test_cinder_option_names_and_class_path(sim: Any, tmp_path: pathlib.Path) -> None:
     av = Ashvault(tmp_path)
     av.conf.write_text(
