@@ -4,6 +4,8 @@ said in one line, a failed and a force-deleted backup, and the password kept out
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import pathlib
 import time
@@ -89,6 +91,8 @@ def test_record_export_and_import_on_another_site(sim: Any, tmp_path: pathlib.Pa
     site_a.j("volume", "register", "v", path)
     b = site_a.j("backup", "create", "v", "--name", "shipped")
     rec = site_a.j("backup", "record", "export", "shipped")
+    doc = json.loads(base64.b64decode(rec["backup_url"]))
+    assert doc["format"] == "tsm/1" and doc["driver_info"]["backup_mode"] == "file"  # the core's tag, the driver's
     site_b = tsm_cli(tmp_path / "b", sim)
     imported = site_b.j("backup", "record", "import", rec["backup_service"], rec["backup_url"])
     assert imported["id"] == b["id"] and imported["status"] == "available"
