@@ -57,9 +57,9 @@ def test_cinder_option_names_and_driver_path(tmp_path: pathlib.Path) -> None:
     assert shown["options"]["object_size"] == 1048576 and shown["options"]["block_size"] == 32768
     assert sha256(av.j("backup", "restore", b["id"])["volume_location"]) == sha256(path)
     av.conf.write_text(av.conf.read_text().replace("cinder.backup.drivers.posix.PosixBackupDriver",
-                                                   "cinder.backup.drivers.tsm.TSMBackupDriver"))
+                                                   "cinder.backup.drivers.s3.S3BackupDriver"))
     assert "install the plugin that provides it" in one_line_error(av("backup", "create", "v", ok=False))
-    av.conf.write_text(av.conf.read_text().replace("cinder.backup.drivers.tsm.TSMBackupDriver", "a.b.c"))
+    av.conf.write_text(av.conf.read_text().replace("cinder.backup.drivers.s3.S3BackupDriver", "a.b.c"))
     assert "backup_driver 'a.b.c'" in one_line_error(av("backup", "create", "v", ok=False))
 
 

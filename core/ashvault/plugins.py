@@ -31,6 +31,7 @@ DISTRIBUTIONS = {
         "glusterfs": "ashvault-posix",
         "swift": "ashvault-swift",
         "ceph": "ashvault-ceph",
+        "tsm": "ashvault-tsm",
     },
     SOURCES: {"rbd": "ashvault-ceph"},
     COMPRESSORS: {"zstd": "zstandard"},

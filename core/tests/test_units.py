@@ -50,6 +50,7 @@ def test_bad_names(name: str) -> None:
     ("cinder.backup.drivers.swift", "swift"),
     ("cinder.backup.drivers.gcs.GoogleBackupDriver", "google"),
     ("cinder.backup.drivers.ceph.CephBackupDriver", "ceph"),
+    ("cinder.backup.drivers.tsm.TSMBackupDriver", "tsm"),
 ])
 def test_driver_names(value: str, name: str) -> None:
     assert plugins.driver_name(value) == name
@@ -59,7 +60,7 @@ def test_unknown_driver_says_what_to_install() -> None:
     assert plugins.install_hint(plugins.DRIVERS, "swift") == "pip install ashvault-swift"
     assert plugins.install_hint(plugins.SOURCES, "rbd") == "pip install ashvault-ceph"
     with pytest.raises(exceptions.PluginNotFound, match="install the plugin that provides it") as err:
-        plugins.load_class(plugins.DRIVERS, "tsm", kind="backup driver")
+        plugins.load_class(plugins.DRIVERS, "s3", kind="backup driver")
     assert "pip install" not in str(err.value)
 
 

@@ -47,10 +47,9 @@ def write_mixed(path: str, size: int, *, seed: int, run: int = 4 * MiB, sparse: 
 def mutate(path: str, *, percent: float, seed: int, block: int = BLOCK) -> list[int]:
     """Overwrite ``percent`` % of the ``block``-sized blocks at scattered offsets with random bytes."""
     rnd = random.Random(seed)
-    size = os.path.getsize(path)
-    nblocks = size // block
-    picked = sorted(rnd.sample(range(nblocks), max(1, int(nblocks * percent / 100))))
     with open(path, "r+b") as f:
+        nblocks = f.seek(0, os.SEEK_END) // block  # a block device's size too, which getsize calls 0
+        picked = sorted(rnd.sample(range(nblocks), max(1, int(nblocks * percent / 100))))
         for b in picked:
             f.seek(b * block)
             f.write(rnd.randbytes(block))
