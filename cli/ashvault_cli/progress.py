@@ -1,4 +1,8 @@
-"""A progress bar on stderr, drawn only when stderr is a terminal."""
+"""The progress of a backup, restore or verify on stderr, drawn with rich only when stderr is a terminal.
+
+The bar shows the bytes done, throughput, elapsed time and time left, and fits the terminal's width; when the job
+ends it leaves one summary line. With stderr redirected nothing is drawn, so logs and scripts stay clean.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,23 @@ import threading
 import time
 from typing import TextIO
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
-def _human(n: float) -> str:
+
+def human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
 
@@ -22,27 +38,29 @@ class ProgressBar:
         self.enabled = force or self.stream.isatty()
         self.label = label
         self.start = time.monotonic()
-        self._last = 0.0
         self._lock = threading.Lock()
-        self._drawn = False
+        self._done = 0
+        self._progress: Progress | None = None
+        self._task: int | None = None
+        if self.enabled:
+            console = Console(file=self.stream, force_terminal=True, highlight=False)
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
+                DownloadColumn(binary_units=True), TransferSpeedColumn(), TextColumn("elapsed"),
+                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                console=console, transient=True, refresh_per_second=5,
+            )
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
+        if self._progress is None:
             return
-        now = time.monotonic()
         with self._lock:
-            if now - self._last < 0.2 and done < total:
-                return
-            self._last = now
-            frac = min(1.0, done / total) if total else 1.0
-            width = 30
-            filled = int(frac * width)
-            rate = done / max(now - self.start, 1e-6)
-            line = (f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {frac * 100:5.1f}% "
-                    f"{_human(done)}/{_human(total)} {_human(rate)}/s")
-            self.stream.write(line)
-            self.stream.flush()
-            self._drawn = True
+            if self._task is None:
+                self.start = time.monotonic()
+                self._progress.start()
+                self._task = self._progress.add_task(self.label, total=total or None)
+            self._done = done
+            self._progress.update(self._task, completed=done, total=total or None)  # type: ignore[arg-type]
 
     def waiting(self) -> None:
         if self.enabled:
@@ -50,6 +68,12 @@ class ProgressBar:
             self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled and self._drawn:
-            self.stream.write("\n")
+        if self._progress is None or self._task is None:
+            return
+        with self._lock:
+            self._progress.stop()
+            seconds = max(time.monotonic() - self.start, 1e-6)
+            self.stream.write(f"{self.label}: {human(self._done)} in {seconds:.1f} s "
+                              f"({human(self._done / seconds)}/s)\n")
             self.stream.flush()
+            self._task = None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +30,7 @@ class AshvaultApp(App):
         )
         self._api: API | None = None
         self._conf: cfg.ConfigOpts | None = None
+        self.last_result = 0
 
     def build_option_parser(self, description: str, version: str,
                             argparse_kwargs: dict[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -57,6 +60,19 @@ class AshvaultApp(App):
         finally:
             sys.argv = saved
 
+    def configure_logging(self) -> None:
+        super().configure_logging()
+        # -v shows ashvault's own INFO lines; the libraries' chatter waits for -vv.
+        if self.options.verbose_level == 1:
+            for name in ("stevedore", "cliff", "cmd2", "oslo_config", "alembic", "urllib3"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+    def run_subcommand(self, argv: list[str]) -> int:
+        self.last_result = 2  # stays so when the command line does not parse
+        result = super().run_subcommand(argv)
+        self.last_result = result
+        return result  # type: ignore[no-any-return]
+
     def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
         if isinstance(err, exceptions.AshvaultError):
             self.stderr.write(f"ashvault: error: {err}\n")
@@ -64,7 +80,8 @@ class AshvaultApp(App):
     def run(self, argv: list[str]) -> int:
         try:
             rc = super().run(argv)
-            return 0 if self.interactive_mode else rc
+            # The interactive shell exits with its last command's status, as sh does.
+            return self.last_result if self.interactive_mode else rc
         finally:
             if self._api is not None:
                 self._api.close()
@@ -83,8 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _interrupted)
         signal.signal(signal.SIGTERM, _interrupted)
     try:
-        return AshvaultApp().run(args)
+        rc = AshvaultApp().run(args)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        # The reader went away (ashvault volume list | head -1): end quietly, as cat and ls do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except exceptions.AshvaultError as exc:
+        if "--debug" in args:
+            traceback.print_exc()
         sys.stderr.write(f"ashvault: error: {exc}\n")
         return exc.exit_code
 

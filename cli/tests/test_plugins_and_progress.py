@@ -38,7 +38,7 @@ def _third_party(tmp_path: pathlib.Path) -> dict[str, str]:
                 return MemoryObjectStore()
     '''))
     conf = tmp_path / "a.conf"
-    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\nbackup_driver = vault\n"
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\nbackup_driver = vault\n"
                     f"backup_vault_password = {SECRET}\n")
     return {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "ASHVAULT_CONFIG_FILE": str(conf)}
 
@@ -63,7 +63,7 @@ def test_third_party_driver_is_listed_and_its_secret_masked(tmp_path: pathlib.Pa
 
 def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
     conf = tmp_path / "a.conf"
-    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
     env = {**os.environ, "ASHVAULT_CONFIG_FILE": str(conf)}
     subprocess.run([EXE, "volume", "create", "v", "--size", "0.05"], check=True, env=env, capture_output=True)
     primary, secondary = pty.openpty()

@@ -11,7 +11,7 @@ EXE = str(pathlib.Path(sys.executable).parent / "ashvault")
 
 def _conf(tmp_path: pathlib.Path) -> str:
     conf = tmp_path / "a.conf"
-    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
     return str(conf)
 
 

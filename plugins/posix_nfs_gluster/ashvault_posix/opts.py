@@ -9,7 +9,7 @@ from ashvault.conf import chunked_driver_opts
 GROUP = "backup_posix"
 
 posix_opts = [
-    cfg.StrOpt("path", default="$state_path/backup",
+    cfg.StrOpt("path", default="$ashvault_state_path/backup",
                deprecated_opts=[cfg.DeprecatedOpt("backup_posix_path", group="DEFAULT")],
                help="Directory that holds the backup containers."),
     cfg.BoolOpt("fsync", default=True,
