@@ -16,12 +16,14 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 
 def human(n: float) -> str:
@@ -30,6 +32,16 @@ def human(n: float) -> str:
             return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+class RateColumn(ProgressColumn):
+    """Throughput since the job started, in binary units (rich's own column samples a short window)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        if elapsed <= 0:
+            return Text("?", style="progress.data.speed")
+        return Text(f"{human(task.completed / elapsed)}/s", style="progress.data.speed")
 
 
 class ProgressBar:
@@ -46,7 +58,7 @@ class ProgressBar:
             console = Console(file=self.stream, force_terminal=True, highlight=False)
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
-                DownloadColumn(binary_units=True), TransferSpeedColumn(), TextColumn("elapsed"),
+                DownloadColumn(binary_units=True), RateColumn(), TextColumn("elapsed"),
                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
                 console=console, transient=True, refresh_per_second=5,
             )

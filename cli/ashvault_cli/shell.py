@@ -31,6 +31,7 @@ class AshvaultApp(App):
         self._api: API | None = None
         self._conf: cfg.ConfigOpts | None = None
         self.last_result = 0
+        self._usage_error = False
 
     def build_option_parser(self, description: str, version: str,
                             argparse_kwargs: dict[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -61,21 +62,36 @@ class AshvaultApp(App):
             sys.argv = saved
 
     def configure_logging(self) -> None:
-        super().configure_logging()
-        # -v shows ashvault's own INFO lines; the libraries' chatter waits for -vv.
-        if self.options.verbose_level == 1:
-            for name in ("stevedore", "cliff", "cmd2", "oslo_config", "alembic", "urllib3"):
-                logging.getLogger(name).setLevel(logging.WARNING)
+        """Quiet by default; ``-v`` shows ashvault's own INFO lines, ``-vv`` every library's DEBUG lines too."""
+        root = logging.getLogger("")
+        root.setLevel(logging.DEBUG)
+        if self.options.log_file:
+            handler = logging.FileHandler(self.options.log_file)
+            handler.setFormatter(logging.Formatter(self.LOG_FILE_MESSAGE_FORMAT))
+            root.addHandler(handler)
+        console = logging.StreamHandler(self.stderr)
+        console.setFormatter(logging.Formatter(self.CONSOLE_MESSAGE_FORMAT))
+        verbose = self.options.verbose_level  # 1 unless -v (2, 3, ...) or -q (0)
+        if verbose >= 3:
+            console.setLevel(logging.DEBUG)
+        elif verbose == 2:
+            console.setLevel(logging.INFO)
+            console.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0].startswith("ashvault"))
+        else:
+            console.setLevel(logging.WARNING)
+        root.addHandler(console)
 
     def run_subcommand(self, argv: list[str]) -> int:
-        self.last_result = 2  # stays so when the command line does not parse
+        self._usage_error = False
         result = super().run_subcommand(argv)
-        self.last_result = result
+        # In the shell, a command line that does not parse ends in cmd2's own exception, which cliff counts as 1.
+        self.last_result = 2 if self._usage_error else result
         return result  # type: ignore[no-any-return]
 
     def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
         if isinstance(err, exceptions.AshvaultError):
             self.stderr.write(f"ashvault: error: {err}\n")
+        self._usage_error = type(err).__name__ == "Cmd2ArgparseError"
 
     def run(self, argv: list[str]) -> int:
         try:

@@ -10,6 +10,7 @@ import base64
 import binascii
 import datetime
 import json
+import logging
 import os
 import re
 import time
@@ -32,6 +33,7 @@ from ashvault.locks import owner_alive
 from ashvault.objectstore import check_name
 
 BS = BackupStatus
+LOG = logging.getLogger(__name__)
 GiB = 1 << 30
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):(?!//)|^([a-z][a-z0-9+.\-]*)://")
 
@@ -57,9 +59,12 @@ class API:
         try:
             os.makedirs(state, mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise exceptions.ConfigurationError(reason=f"cannot create ashvault_state_path {state}: {exc.strerror}") from exc
+            raise exceptions.ConfigurationError(
+                reason=f"cannot create ashvault_state_path {state}: {exc.strerror}"
+            ) from exc
         url = self.conf.ashvault_database.connection or f"sqlite:///{os.path.join(state, 'ashvault.sqlite')}"
         self.catalog = Catalog(url, lock_dir=os.path.join(state, "locks"))
+        LOG.info("state in %s, catalog on %s, driver %s", state, self.catalog.kind, self.conf.backup_driver)
         self.manager = Manager(self.conf, self.catalog)
         self.dispatcher = LocalDispatcher(self.conf.backup_max_operations)
         if cleanup:
@@ -370,8 +375,10 @@ class API:
             rows = [b for b in rows if b.name == name]
         if marker is not None:
             ids = [b.id for b in rows]
-            mark = self.catalog.get_backup(marker, deleted=True)
-            if mark.id not in ids:
+            mark = self.catalog.find_backup(marker)
+            if mark is None or mark.id not in ids:
+                mark = next((b for b in rows if b.name == marker), mark)
+            if mark is None or mark.id not in ids:
                 raise exceptions.BackupNotFound(f"marker backup '{marker}' is not in this listing")
             rows = rows[ids.index(mark.id) + 1:]
         if limit is not None:
@@ -455,6 +462,8 @@ class API:
             for decision in retention.decide(backups, policy):
                 error = None
                 if not decision.keep and not dry_run:
+                    LOG.info("prune: deleting backup %s of volume %s (%s)", decision.backup.id,
+                             decision.backup.volume_id, policy.describe())
                     try:
                         self.backup_delete(decision.backup.id)
                     except exceptions.AshvaultError as exc:

@@ -104,6 +104,7 @@ def make_config(args: Sequence[str] = (), config_files: Sequence[str] | None = N
     for f in config_files:
         if not os.path.exists(f):
             raise exceptions.ConfigurationError(reason=f"config file {f} does not exist")
+    logging.getLogger(__name__).info("configuration files: %s", ", ".join(config_files) or "none")
     try:
         conf(list(args), project="ashvault", default_config_files=list(config_files), validate_default_values=True)
     except (cfg.Error, ValueError) as exc:

@@ -158,8 +158,8 @@ class RestoreBackup(ShowOne):
 class DeleteBackup(Lister):
     """Delete backups. Any backup of a chain may go: the others stay restorable.
 
-    Every backup named is tried; a failure is reported on its own line, and the command ends with "N of M backups
-    failed to delete" and exit status 1, as python-openstackclient does.
+    Every backup named is tried; when several are named, each failure is reported on its own line and the command
+    ends with "N of M backups failed to delete" and exit status 1, as python-openstackclient does.
     """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -175,6 +175,8 @@ class DeleteBackup(Lister):
             try:
                 b = self.api.backup_delete(ident, force=args.force)
             except exceptions.AshvaultError as exc:
+                if len(args.backups) == 1:
+                    raise
                 failed += 1
                 self.app.stderr.write(f"ashvault: error: {exc}\n")
                 continue
@@ -290,6 +292,8 @@ class ResetBackupState(Lister):
             try:
                 b = self.api.backup_reset_state(ident, args.state)
             except exceptions.AshvaultError as exc:
+                if len(args.backups) == 1:
+                    raise
                 failed += 1
                 self.app.stderr.write(f"ashvault: error: {exc}\n")
                 continue
