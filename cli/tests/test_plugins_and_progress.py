@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pathlib
 import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 
 EXE = str(pathlib.Path(sys.executable).parent / "ashvault")
@@ -65,8 +69,10 @@ def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
     conf = tmp_path / "a.conf"
     conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
     env = {**os.environ, "ASHVAULT_CONFIG_FILE": str(conf)}
+    env.pop("COLUMNS", None)
     subprocess.run([EXE, "volume", "create", "v", "--size", "0.05"], check=True, env=env, capture_output=True)
     primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 72, 0, 0))
     proc = subprocess.Popen([EXE, "backup", "create", "v", "-f", "value", "-c", "status"], stdout=subprocess.PIPE,
                             stderr=secondary, env=env)
     os.close(secondary)
@@ -82,6 +88,11 @@ def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
     out, _ = proc.communicate(timeout=60)
     os.close(primary)
     assert out.decode().strip() == "available"
-    assert b"100.0%" in seen and b"backup v [" in seen
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode())
+    frames = [f for line in text.split("\n") for f in line.split("\r") if f.strip()]
+    bars = [f for f in frames if f.startswith("backup v ")]
+    assert bars and "100%" in bars[-1] and "elapsed" in bars[-1] and "left" in bars[-1] and "/s" in bars[-1]
+    assert all(len(f) <= 72 for f in frames), "fitted to the terminal's 72 columns"
+    assert re.fullmatch(r"backup v: [0-9.]+ MiB in [0-9.]+ s \([0-9.]+ [KMG]?i?B/s\)", frames[-1].strip()), frames[-1]
     piped = subprocess.run([EXE, "backup", "create", "v"], capture_output=True, text=True, env=env)
-    assert "%" not in piped.stderr, "no bar when stderr is not a terminal"
+    assert piped.stderr == "", "nothing drawn when stderr is not a terminal"
