@@ -471,8 +471,12 @@ class API:
                 out.append((decision, error))
         return out
 
-    def storage_usage(self) -> accounting.Usage:
-        """What every available backup, volume and container holds on its backend (see ``ashvault.accounting``)."""
+    def storage_usage(self, volume_ids: set[str] | None = None) -> accounting.Usage:
+        """What every available backup, volume and container holds on its backend (see ``ashvault.accounting``).
+
+        With ``volume_ids``, only those volumes' backups are read: backups share objects only within a volume, so
+        their figures are the same, and container totals cover those volumes alone.
+        """
 
         def holdings(b: Backup) -> dict[str, int] | None:
             try:
@@ -483,5 +487,6 @@ class API:
                 return None
             return driver.object_usage(self.manager.info(b, with_parent=False))
 
-        live = [b for b in self.catalog.list_backups() if b.status in (BS.AVAILABLE, BS.RESTORING)]
+        live = [b for b in self.catalog.list_backups() if b.status in (BS.AVAILABLE, BS.RESTORING)
+                and (volume_ids is None or b.volume_id in volume_ids)]
         return accounting.account(live, holdings)

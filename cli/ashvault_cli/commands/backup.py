@@ -88,7 +88,7 @@ class ListBackups(Lister):
                                     limit=args.limit)
         if not args.long:
             return BACKUP_LIST_COLUMNS, [backup_row(b, BACKUP_LIST_COLUMNS) for b in rows]
-        usage = self.api.storage_usage().backups if rows else {}
+        usage = self.api.storage_usage({b.volume_id for b in rows}).backups if rows else {}
         out = []
         for b in rows:
             mine = usage.get(b.id)
@@ -107,7 +107,7 @@ class ShowBackup(ShowOne):
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
         b = self.api.backup_get(args.backup)
-        mine = self.api.storage_usage().backups.get(b.id) if b.status == BackupStatus.AVAILABLE else None
+        mine = self.api.storage_usage({b.volume_id}).backups.get(b.id) if b.status == BackupStatus.AVAILABLE else None
         cols = (*BACKUP_COLUMNS, "unique_bytes", "shared_bytes")
         return cols, backup_row(b, cols, unique_bytes=BytesColumn(mine and mine.unique_bytes),
                                 shared_bytes=BytesColumn(mine and mine.shared_bytes))

@@ -55,7 +55,7 @@ class ShowVolume(ShowOne):
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
         vol = self.api.volume_get(args.volume)
-        usage = self.api.storage_usage()
+        usage = self.api.storage_usage({vol.id})
         backups = sum(1 for b in self.api.backup_list(volume=vol.id) if b.id in usage.backups)
         cols = (*VOLUME_COLUMNS, "backups", "backup_stored_bytes")
         return cols, volume_row(vol, cols, backups=backups,
