@@ -9,21 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from typing import Any, TextIO
 
 
 def human(n: float) -> str:
@@ -34,14 +20,37 @@ def human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-class RateColumn(ProgressColumn):
-    """Throughput since the job started, in binary units (rich's own column samples a short window)."""
+def _rich_progress(stream: TextIO) -> Any:
+    """A rich Progress on ``stream``; rich is imported only here, as its import costs more than most commands."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0.0
-        if elapsed <= 0:
-            return Text("?", style="progress.data.speed")
-        return Text(f"{human(task.completed / elapsed)}/s", style="progress.data.speed")
+    class RateColumn(ProgressColumn):
+        """Throughput since the job started, in binary units (rich's own column samples a short window)."""
+
+        def render(self, task: Task) -> Text:
+            elapsed = task.elapsed or 0.0
+            if elapsed <= 0:
+                return Text("?", style="progress.data.speed")
+            return Text(f"{human(task.completed / elapsed)}/s", style="progress.data.speed")
+
+    console = Console(file=stream, force_terminal=True, highlight=False)
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
+        DownloadColumn(binary_units=True), RateColumn(), TextColumn("elapsed"), TimeElapsedColumn(),
+        TextColumn("left"), TimeRemainingColumn(), console=console, transient=True, refresh_per_second=5,
+    )
 
 
 class ProgressBar:
@@ -52,16 +61,8 @@ class ProgressBar:
         self.start = time.monotonic()
         self._lock = threading.Lock()
         self._done = 0
-        self._progress: Progress | None = None
-        self._task: int | None = None
-        if self.enabled:
-            console = Console(file=self.stream, force_terminal=True, highlight=False)
-            self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
-                DownloadColumn(binary_units=True), RateColumn(), TextColumn("elapsed"),
-                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                console=console, transient=True, refresh_per_second=5,
-            )
+        self._progress: Any = _rich_progress(self.stream) if self.enabled else None
+        self._task: Any = None
 
     def __call__(self, done: int, total: int) -> None:
         if self._progress is None:
@@ -72,7 +73,7 @@ class ProgressBar:
                 self._progress.start()
                 self._task = self._progress.add_task(self.label, total=total or None)
             self._done = done
-            self._progress.update(self._task, completed=done, total=total or None)  # type: ignore[arg-type]
+            self._progress.update(self._task, completed=done, total=total or None)
 
     def waiting(self) -> None:
         if self.enabled:

@@ -65,14 +65,10 @@ def test_third_party_driver_is_listed_and_its_secret_masked(tmp_path: pathlib.Pa
     assert SECRET not in made.stderr + backup.stderr + backup.stdout
 
 
-def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
-    conf = tmp_path / "a.conf"
-    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
-    env = {**os.environ, "ASHVAULT_CONFIG_FILE": str(conf)}
-    env.pop("COLUMNS", None)
-    subprocess.run([EXE, "volume", "create", "v", "--size", "0.05"], check=True, env=env, capture_output=True)
+def _backup_on_a_terminal(env: dict[str, str], columns: int) -> tuple[str, list[str]]:
+    """Run a backup with stderr on a pseudo-terminal ``columns`` wide: (stdout, the lines drawn on stderr)."""
     primary, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 72, 0, 0))
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     proc = subprocess.Popen([EXE, "backup", "create", "v", "-f", "value", "-c", "status"], stdout=subprocess.PIPE,
                             stderr=secondary, env=env)
     os.close(secondary)
@@ -87,12 +83,24 @@ def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
         seen += chunk
     out, _ = proc.communicate(timeout=60)
     os.close(primary)
-    assert out.decode().strip() == "available"
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode())
-    frames = [f for line in text.split("\n") for f in line.split("\r") if f.strip()]
+    return out.decode().strip(), [f for line in text.split("\n") for f in line.split("\r") if f.strip()]
+
+
+def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
+    conf = tmp_path / "a.conf"
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
+    env = {**os.environ, "ASHVAULT_CONFIG_FILE": str(conf)}
+    env.pop("COLUMNS", None)
+    subprocess.run([EXE, "volume", "create", "v", "--size", "0.05"], check=True, env=env, capture_output=True)
+    out, frames = _backup_on_a_terminal(env, 110)
+    assert out == "available"
     bars = [f for f in frames if f.startswith("backup v ")]
-    assert bars and "100%" in bars[-1] and "elapsed" in bars[-1] and "left" in bars[-1] and "/s" in bars[-1]
-    assert all(len(f) <= 72 for f in frames), "fitted to the terminal's 72 columns"
-    assert re.fullmatch(r"backup v: [0-9.]+ MiB in [0-9.]+ s \([0-9.]+ [KMG]?i?B/s\)", frames[-1].strip()), frames[-1]
+    last = bars[-1]
+    assert "100%" in last and "51.2/51.2 MiB" in last and "elapsed" in last and "left" in last and "B/s" in last
+    assert all(len(f) <= 110 for f in frames)
+    assert re.fullmatch(r"backup v: 51.2 MiB in [0-9.]+ s \([0-9.]+ [KMG]?i?B/s\)", frames[-1].strip()), frames[-1]
+    out, frames = _backup_on_a_terminal(env, 50)
+    assert out == "available" and frames and all(len(f) <= 50 for f in frames), "fitted to a narrow terminal"
     piped = subprocess.run([EXE, "backup", "create", "v"], capture_output=True, text=True, env=env)
     assert piped.stderr == "", "nothing drawn when stderr is not a terminal"
