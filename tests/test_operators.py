@@ -154,6 +154,8 @@ def test_set_unset_protect_reset_state_and_cinder_spellings(av: Ashvault) -> Non
     assert av.j("backup", "verify", "cinder-name")["result"] == "ok"
     manifest = next(av.backups.rglob("manifest"))
     manifest.rename(manifest.with_name("aside"))
+    listed = av("backup", "list", "--long", "-f", "json")
+    assert listed.json()[0]["unique_bytes"] == b["stored_bytes"] and "cannot be read" in listed.err
     av.j("backup", "reset-state", "--state", "error", "cinder-name")
     stuck = av("backup", "reset-state", "cinder-name", ok=False)
     assert "cannot be available" in stuck.err and stuck.rc == 1

@@ -485,7 +485,12 @@ class API:
                 return None
             if not isinstance(driver, ChunkedBackupDriver) or b.format != "chunked/1":
                 return None
-            return driver.object_usage(self.manager.info(b, with_parent=False))
+            try:
+                return driver.object_usage(self.manager.info(b, with_parent=False))
+            except exceptions.AshvaultError as exc:
+                # One unreadable backup must not hide the others' figures; verify names what is wrong.
+                LOG.warning("backup %s: counting what it recorded, its manifest cannot be read: %s", b.id, exc)
+                return None
 
         live = [b for b in self.catalog.list_backups() if b.status in (BS.AVAILABLE, BS.RESTORING)
                 and (volume_ids is None or b.volume_id in volume_ids)]
