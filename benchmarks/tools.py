@@ -123,7 +123,7 @@ class Ashvault(Tool):
         super().setup(volume)
         extra = f"backup_pipeline_threads = {self.threads}\n" if self.threads is not None else ""
         with open(self.conf, "w") as f:
-            f.write(f"[DEFAULT]\nstate_path = {self.state}\nbackup_driver = posix\n{extra}"
+            f.write(f"[DEFAULT]\nashvault_state_path = {self.state}\nbackup_driver = posix\n{extra}"
                     f"\n[backup_posix]\npath = {self.repo}\n")
         self.cli("volume", "register", "bench", volume)
 

@@ -23,7 +23,7 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="ashvault-demo-")
     conf = os.path.join(work, "ashvault.conf")
     with open(conf, "w") as f:
-        f.write(f"[DEFAULT]\nstate_path = {work}/state\n")
+        f.write(f"[DEFAULT]\nashvault_state_path = {work}/state\n")
 
     def av(*args: str) -> dict:  # type: ignore[type-arg]
         cmd = [EXE, "--config-file", conf, *args, "-f", "json"]

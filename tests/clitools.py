@@ -40,7 +40,7 @@ class Ashvault:
         self.write_conf(extra_conf)
 
     def write_conf(self, extra: str = "", *, driver: str = "posix") -> None:
-        text = f"[DEFAULT]\nstate_path = {self.state}\nbackup_driver = {driver}\n"
+        text = f"[DEFAULT]\nashvault_state_path = {self.state}\nbackup_driver = {driver}\n"
         if "[backup_posix]" not in extra:
             text += f"{extra}\n[backup_posix]\npath = {self.backups}\n"
         else:

@@ -11,7 +11,7 @@ from ashvault.testing import volumes
 
 
 def test_catalog_on_postgresql(tmp_path: pathlib.Path, pg_url: str) -> None:
-    av = Ashvault(tmp_path, f"[database]\nconnection = {pg_url}\n")
+    av = Ashvault(tmp_path, f"[ashvault_database]\nconnection = {pg_url}\n")
     paths = register_volumes(av, tmp_path, 2, 24 * MiB, seed=80)
     assert not (av.state / "ashvault.sqlite").exists(), "the catalog went to PostgreSQL"
     procs = [av.popen("backup", "create", f"v{n}") for n in range(2)]

@@ -75,7 +75,7 @@ def make_api(cluster: Any, state: pathlib.Path, driver: str) -> Any:
     from ashvault_ceph import opts
 
     conf = make_config([], config_files=[])
-    conf.set_override("state_path", str(state))
+    conf.set_override("ashvault_state_path", str(state))
     conf.set_override("backup_driver", driver)
     register_group(conf, opts.GROUP, opts.ceph_opts)
     register_group(conf, opts.SOURCE_GROUP, opts.rbd_opts)

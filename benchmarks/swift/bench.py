@@ -122,7 +122,7 @@ def main() -> int:
         vol = str(work / "volume.img")
         write_volume(vol, size)
         conf = work / "ashvault.conf"
-        conf.write_text(f"[DEFAULT]\nstate_path = {work / 'state'}\nbackup_driver = swift\n\n[backup_swift]\n"
+        conf.write_text(f"[DEFAULT]\nashvault_state_path = {work / 'state'}\nbackup_driver = swift\n\n[backup_swift]\n"
                         f"auth = single_user\nauth_version = 1\nauth_url = {env['SWIFT_AUTH_URL']}\n"
                         f"user = {env['SWIFT_USER']}\nkey = {env['SWIFT_KEY']}\n")
         ashvault(conf, "volume", "register", "bench", vol)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +30,8 @@ class AshvaultApp(App):
         )
         self._api: API | None = None
         self._conf: cfg.ConfigOpts | None = None
+        self.last_result = 0
+        self._usage_error = False
 
     def build_option_parser(self, description: str, version: str,
                             argparse_kwargs: dict[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -57,14 +61,43 @@ class AshvaultApp(App):
         finally:
             sys.argv = saved
 
+    def configure_logging(self) -> None:
+        """Quiet by default; ``-v`` shows ashvault's own INFO lines, ``-vv`` every library's DEBUG lines too."""
+        root = logging.getLogger("")
+        root.setLevel(logging.DEBUG)
+        if self.options.log_file:
+            handler = logging.FileHandler(self.options.log_file)
+            handler.setFormatter(logging.Formatter(self.LOG_FILE_MESSAGE_FORMAT))
+            root.addHandler(handler)
+        console = logging.StreamHandler(self.stderr)
+        console.setFormatter(logging.Formatter(self.CONSOLE_MESSAGE_FORMAT))
+        verbose = self.options.verbose_level  # 1 unless -v (2, 3, ...) or -q (0)
+        if verbose >= 3:
+            console.setLevel(logging.DEBUG)
+        elif verbose == 2:
+            console.setLevel(logging.INFO)
+            console.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0].startswith("ashvault"))
+        else:
+            console.setLevel(logging.WARNING)
+        root.addHandler(console)
+
+    def run_subcommand(self, argv: list[str]) -> int:
+        self._usage_error = False
+        result = super().run_subcommand(argv)
+        # In the shell, a command line that does not parse ends in cmd2's own exception, which cliff counts as 1.
+        self.last_result = 2 if self._usage_error else result
+        return result  # type: ignore[no-any-return]
+
     def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
         if isinstance(err, exceptions.AshvaultError):
             self.stderr.write(f"ashvault: error: {err}\n")
+        self._usage_error = type(err).__name__ == "Cmd2ArgparseError"
 
     def run(self, argv: list[str]) -> int:
         try:
             rc = super().run(argv)
-            return 0 if self.interactive_mode else rc
+            # The interactive shell exits with its last command's status, as sh does.
+            return self.last_result if self.interactive_mode else rc
         finally:
             if self._api is not None:
                 self._api.close()
@@ -83,8 +116,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _interrupted)
         signal.signal(signal.SIGTERM, _interrupted)
     try:
-        return AshvaultApp().run(args)
+        rc = AshvaultApp().run(args)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        # The reader went away (ashvault volume list | head -1): end quietly, as cat and ls do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except exceptions.AshvaultError as exc:
+        if "--debug" in args:
+            traceback.print_exc()
         sys.stderr.write(f"ashvault: error: {exc}\n")
         return exc.exit_code
 

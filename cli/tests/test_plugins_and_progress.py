@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pathlib
 import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 
 EXE = str(pathlib.Path(sys.executable).parent / "ashvault")
@@ -38,7 +42,7 @@ def _third_party(tmp_path: pathlib.Path) -> dict[str, str]:
                 return MemoryObjectStore()
     '''))
     conf = tmp_path / "a.conf"
-    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\nbackup_driver = vault\n"
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\nbackup_driver = vault\n"
                     f"backup_vault_password = {SECRET}\n")
     return {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "ASHVAULT_CONFIG_FILE": str(conf)}
 
@@ -61,12 +65,10 @@ def test_third_party_driver_is_listed_and_its_secret_masked(tmp_path: pathlib.Pa
     assert SECRET not in made.stderr + backup.stderr + backup.stdout
 
 
-def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
-    conf = tmp_path / "a.conf"
-    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
-    env = {**os.environ, "ASHVAULT_CONFIG_FILE": str(conf)}
-    subprocess.run([EXE, "volume", "create", "v", "--size", "0.05"], check=True, env=env, capture_output=True)
+def _backup_on_a_terminal(env: dict[str, str], columns: int) -> tuple[str, list[str]]:
+    """Run a backup with stderr on a pseudo-terminal ``columns`` wide: (stdout, the lines drawn on stderr)."""
     primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     proc = subprocess.Popen([EXE, "backup", "create", "v", "-f", "value", "-c", "status"], stdout=subprocess.PIPE,
                             stderr=secondary, env=env)
     os.close(secondary)
@@ -81,7 +83,24 @@ def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
         seen += chunk
     out, _ = proc.communicate(timeout=60)
     os.close(primary)
-    assert out.decode().strip() == "available"
-    assert b"100.0%" in seen and b"backup v [" in seen
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode())
+    return out.decode().strip(), [f for line in text.split("\n") for f in line.split("\r") if f.strip()]
+
+
+def test_progress_bar_when_stderr_is_a_terminal(tmp_path: pathlib.Path) -> None:
+    conf = tmp_path / "a.conf"
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
+    env = {**os.environ, "ASHVAULT_CONFIG_FILE": str(conf)}
+    env.pop("COLUMNS", None)
+    subprocess.run([EXE, "volume", "create", "v", "--size", "0.05"], check=True, env=env, capture_output=True)
+    out, frames = _backup_on_a_terminal(env, 110)
+    assert out == "available"
+    bars = [f for f in frames if f.startswith("backup v ")]
+    last = bars[-1]
+    assert "100%" in last and "51.2/51.2 MiB" in last and "elapsed" in last and "left" in last and "B/s" in last
+    assert all(len(f) <= 110 for f in frames)
+    assert re.fullmatch(r"backup v: 51.2 MiB in [0-9.]+ s \([0-9.]+ [KMG]?i?B/s\)", frames[-1].strip()), frames[-1]
+    out, frames = _backup_on_a_terminal(env, 50)
+    assert out == "available" and frames and all(len(f) <= 50 for f in frames), "fitted to a narrow terminal"
     piped = subprocess.run([EXE, "backup", "create", "v"], capture_output=True, text=True, env=env)
-    assert "%" not in piped.stderr, "no bar when stderr is not a terminal"
+    assert piped.stderr == "", "nothing drawn when stderr is not a terminal"

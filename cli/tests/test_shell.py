@@ -11,7 +11,7 @@ EXE = str(pathlib.Path(sys.executable).parent / "ashvault")
 
 def _conf(tmp_path: pathlib.Path) -> str:
     conf = tmp_path / "a.conf"
-    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
     return str(conf)
 
 
@@ -27,7 +27,7 @@ def test_interactive_shell_runs_commands(tmp_path: pathlib.Path) -> None:
     proc = subprocess.run([EXE, "--config-file", _conf(tmp_path)], input="volume create v --size 0.01 -f value "
                           "-c name\nvolume list -f value -c name\nbackup show nope\nquit\n", capture_output=True,
                           text=True, timeout=60)
-    assert proc.returncode == 0
+    assert proc.returncode == 1, "the shell exits with its last command's status (quit is not a command)"
     assert proc.stdout.split() == ["v", "v"]
     assert "ashvault: error: backup 'nope' not found" in proc.stderr
 

@@ -10,6 +10,7 @@ import base64
 import binascii
 import datetime
 import json
+import logging
 import os
 import re
 import uuid
@@ -18,17 +19,20 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import exceptions, formats
+from ashvault import accounting, exceptions, formats, retention
 from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
+from ashvault.chunked import ChunkedFormat
 from ashvault.conf import make_config
 from ashvault.driver import ProgressFn, VerifyReport
 from ashvault.jobs.dispatcher import LocalDispatcher
 from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.jobs.manager import Manager
+from ashvault.locks import owner_alive
 from ashvault.objectstore import check_name
 
 BS = BackupStatus
+LOG = logging.getLogger(__name__)
 GiB = 1 << 30
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):(?!//)|^([a-z][a-z0-9+.\-]*)://")
 
@@ -50,13 +54,16 @@ def split_location(location: str) -> tuple[str, str]:
 class API:
     def __init__(self, conf: cfg.ConfigOpts | None = None, *, cleanup: bool = True) -> None:
         self.conf = conf if conf is not None else make_config()
-        state = self.conf.state_path
+        state = self.conf.ashvault_state_path
         try:
             os.makedirs(state, mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise exceptions.ConfigurationError(reason=f"cannot create state_path {state}: {exc.strerror}") from exc
-        url = self.conf.database.connection or f"sqlite:///{os.path.join(state, 'ashvault.sqlite')}"
+            raise exceptions.ConfigurationError(
+                reason=f"cannot create ashvault_state_path {state}: {exc.strerror}"
+            ) from exc
+        url = self.conf.ashvault_database.connection or f"sqlite:///{os.path.join(state, 'ashvault.sqlite')}"
         self.catalog = Catalog(url, lock_dir=os.path.join(state, "locks"))
+        LOG.info("state in %s, catalog on %s, driver %s", state, self.catalog.kind, self.conf.backup_driver)
         self.manager = Manager(self.conf, self.catalog)
         self.dispatcher = LocalDispatcher(self.manager.run, self.conf.backup_max_operations)
         if cleanup:
@@ -74,7 +81,7 @@ class API:
             raise exceptions.InvalidInput(reason="--size must be a positive number of GiB")
         size = int(size_gib * GiB)
         vid = str(uuid.uuid4())
-        location = os.path.join(self.conf.volumes_dir, f"volume-{vid}.img")
+        location = os.path.join(self.conf.ashvault_volumes_dir, f"volume-{vid}.img")
         self.manager.source("file").create(location, size)
         vol = Volume(id=vid, name=name, description=description, location=location, source="file", managed=True,
                      size=size, status=VolumeStatus.AVAILABLE)
@@ -241,6 +248,10 @@ class API:
                 reason=f"backup {rec.id} is {rec.status}; only available or error backups can be deleted "
                 "(--force stops a running one)"
             )
+        if rec.protected and not force:
+            raise exceptions.InvalidState(
+                reason=f"backup {rec.id} is protected: unprotect it (backup set --no-protect) or use --force"
+            )
         self._run(Job(Kind.DELETE, rec.id, options={"allowed": allowed, "wait": wait}))
         final = self.catalog.get_backup(rec.id, deleted=True)
         if final.status != BS.DELETED:
@@ -299,6 +310,146 @@ class API:
         imported: Backup = self._run(Job(Kind.IMPORT, record.id, options={"driver_info": doc.get("driver_info") or {}}),
                                      record=record)
         return imported
+
+
+    # listing, editing, repair and lifecycle: the verbs of python-openstackclient and cinderclient
+
+    def backup_page(
+        self,
+        *,
+        volume: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        marker: str | None = None,
+        limit: int | None = None,
+    ) -> list[Backup]:
+        """:meth:`backup_list` filtered by ``name``, starting after the backup ``marker``, at most ``limit`` long."""
+        rows = self.backup_list(volume=volume, status=status)
+        if name is not None:
+            rows = [b for b in rows if b.name == name]
+        if marker is not None:
+            ids = [b.id for b in rows]
+            mark = self.catalog.find_backup(marker)
+            if mark is None or mark.id not in ids:
+                mark = next((b for b in rows if b.name == marker), mark)
+            if mark is None or mark.id not in ids:
+                raise exceptions.BackupNotFound(f"marker backup '{marker}' is not in this listing")
+            rows = rows[ids.index(mark.id) + 1:]
+        if limit is not None:
+            if limit < 0:
+                raise exceptions.InvalidInput(reason="--limit must be 0 or more")
+            rows = rows[:limit]
+        return rows
+
+    def backup_update(
+        self,
+        backup: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        properties: dict[str, str] | None = None,
+        unset: list[str] | None = None,
+        protected: bool | None = None,
+    ) -> Backup:
+        """Change a backup's name, description, properties or protection; ``unset`` removes property keys."""
+        rec = self.catalog.get_backup(backup)
+        fields: dict[str, Any] = {}
+        if name is not None:
+            fields["name"] = name
+        if description is not None:
+            fields["description"] = description
+        if properties or unset:
+            props = rec.props
+            for key in unset or []:
+                if key not in props:
+                    raise exceptions.InvalidInput(reason=f"backup {rec.id} has no property '{key}'")
+                del props[key]
+            props.update(properties or {})
+            fields["properties"] = json.dumps(props, sort_keys=True)
+        if protected is not None:
+            fields["protected"] = protected
+        if not fields:
+            raise exceptions.InvalidInput(reason="nothing to change: give --name, --description, --property or "
+                                          "--protect/--no-protect")
+        if not self.catalog.update_backup(rec.id, None, **fields):
+            raise exceptions.BackupNotFound(backup=backup)
+        return self.catalog.get_backup(rec.id)
+
+    def backup_reset_state(self, backup: str, state: str) -> Backup:
+        """Cinder's ``backup-reset-state``: an administrator's repair of a record stuck in a status.
+
+        Only ``available`` and ``error`` may be set, never while a job runs the backup, and ``available`` only when
+        the backend holds the whole backup (its driver finds its manifest or snapshot).
+        """
+        if state not in (BS.AVAILABLE, BS.ERROR):
+            raise exceptions.InvalidInput(reason=f"--state must be {BS.AVAILABLE} or {BS.ERROR}")
+        rec = self.catalog.get_backup(backup)
+        if owner_alive(self.manager.job_lock(rec.id).path):
+            raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status} and its job is running; "
+                                          "stop it with backup delete --force")
+        if state == BS.AVAILABLE and rec.status != BS.AVAILABLE:
+            try:
+                self.manager.handler(rec).import_record(self.manager.info(rec), {})
+            except exceptions.AshvaultError as exc:
+                raise exceptions.InvalidState(
+                    reason=f"backup {rec.id} cannot be available: {exc}; reset it to error"
+                ) from exc
+        self.catalog.update_backup(rec.id, None, status=state,
+                                   fail_reason=None if state == BS.AVAILABLE else "status reset by an administrator")
+        return self.catalog.get_backup(rec.id)
+
+    def backup_prune(
+        self, policy: retention.Policy, *, volume: str | None = None, dry_run: bool = False
+    ) -> list[tuple[retention.Decision, str | None]]:
+        """Apply ``policy`` to each volume's available backups; delete the rest unless ``dry_run``.
+
+        Returns each decision, newest first per volume, with the error that stopped a deletion (None when it went,
+        or was kept). A failed deletion does not stop the others.
+        """
+        if policy.empty():
+            raise exceptions.InvalidInput(reason="give at least one --keep-* rule (prune never removes everything)")
+        by_volume: dict[str, list[Backup]] = {}
+        for b in self.backup_list(volume=volume, status=BS.AVAILABLE):
+            by_volume.setdefault(b.volume_id, []).append(b)
+        out: list[tuple[retention.Decision, str | None]] = []
+        for backups in by_volume.values():
+            for decision in retention.decide(backups, policy):
+                error = None
+                if not decision.keep and not dry_run:
+                    LOG.info("prune: deleting backup %s of volume %s (%s)", decision.backup.id,
+                             decision.backup.volume_id, policy.describe())
+                    try:
+                        self.backup_delete(decision.backup.id)
+                    except exceptions.AshvaultError as exc:
+                        error = str(exc)
+                out.append((decision, error))
+        return out
+
+    def storage_usage(self, volume_ids: set[str] | None = None) -> accounting.Usage:
+        """What every available backup, volume and container holds on its backend (see ``ashvault.accounting``).
+
+        With ``volume_ids``, only those volumes' backups are read: backups share objects only within a volume, so
+        their figures are the same, and container totals cover those volumes alone.
+        """
+
+        def holdings(b: Backup) -> dict[str, int] | None:
+            if b.format != formats.CHUNKED:
+                return None
+            try:
+                handler = self.manager.handler(b)
+            except exceptions.ConfigurationError:
+                return None
+            assert isinstance(handler, ChunkedFormat)
+            try:
+                return handler.object_usage(self.manager.info(b, with_parent=False))
+            except exceptions.AshvaultError as exc:
+                # One unreadable backup must not hide the others' figures; verify names what is wrong.
+                LOG.warning("backup %s: counting what it recorded, its manifest cannot be read: %s", b.id, exc)
+                return None
+
+        live = [b for b in self.catalog.list_backups() if b.status in (BS.AVAILABLE, BS.RESTORING)
+                and (volume_ids is None or b.volume_id in volume_ids)]
+        return accounting.account(live, holdings)
 
 
 def _old_format(doc: dict[str, Any]) -> str:

@@ -13,13 +13,24 @@ import dataclasses
 import os
 from typing import Any, ClassVar
 
+from oslo_config import cfg
+
 from ashvault import exceptions
+from ashvault.conf import MAX_OBJECT_SIZE
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, Capabilities, JobContext, VerifyReport
 from ashvault.engine import gc
 from ashvault.engine import restore as restore_mod
 from ashvault.engine.backup import BackupRun, Parent, Settings
 from ashvault.engine.compression import get_compressor
-from ashvault.engine.layout import MANIFEST, Manifest, backup_prefix, read_index, read_manifest, volume_prefix
+from ashvault.engine.layout import (
+    MANIFEST,
+    Manifest,
+    backup_prefix,
+    read_index,
+    read_manifest,
+    read_manifest_sized,
+    volume_prefix,
+)
 from ashvault.objectstore import ObjectStore, check_name
 from ashvault.sources import VolumeReader, VolumeWriter
 
@@ -100,6 +111,16 @@ class ChunkedFormat:
         container, prefix = self._where(backup)
         gc.delete_backup(self.store, container, prefix, volume_prefix(backup.volume_id), ctx)
 
+    def object_usage(self, backup: BackupInfo) -> dict[str, int]:
+        """Every object a backup needs, its own manifest included, with its stored size (for ``accounting``)."""
+        container, prefix = self._where(backup)
+        manifest, size = read_manifest_sized(self.store, container, prefix, backup.id)
+        held = {o.name: o.stored_size for o in manifest.objects}
+        if manifest.index is not None:
+            held[manifest.index.name] = manifest.index.stored_size
+        held[f"{prefix}/{MANIFEST}"] = size
+        return held
+
     def export_record(self, backup: BackupInfo) -> dict[str, Any]:
         container, prefix = self._where(backup)
         return {"container": container, "prefix": prefix}
@@ -119,6 +140,17 @@ class ChunkedBackupDriver(BackupDriver):
         super().__init_subclass__(**kwargs)
         if not cls.capabilities.object_store:  # a subclass that sets its own capabilities still offers its store
             cls.capabilities = dataclasses.replace(cls.capabilities, object_store=True)
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        super().__init__(conf)
+        size = self.options.object_size
+        if size > MAX_OBJECT_SIZE:
+            opt = next(o for o in self.get_driver_options() if o.dest == "object_size")
+            also = "".join(f" (or [DEFAULT] {d.name})" for d in opt.deprecated_opts[:1])
+            raise exceptions.ConfigurationError(
+                reason=f"[{self.option_group}] object_size{also} is {size} bytes; the largest accepted is "
+                f"{MAX_OBJECT_SIZE} (64 MiB), since about a dozen objects are in memory at once"
+            )
 
     @abc.abstractmethod
     def make_object_store(self) -> ObjectStore:

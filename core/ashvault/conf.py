@@ -2,7 +2,13 @@
 
 Files are read from ``/etc/ashvault/ashvault.conf`` when it exists, or from ``--config-file``. Driver options live
 in the driver's own group (``[backup_posix]``) and are also read under Cinder's ``[DEFAULT] backup_*`` names, so an
-operator's cinder.conf lines keep working. With no file at all, everything lives under ``state_path``.
+operator's cinder.conf lines keep working. With no file at all, everything lives under ``ashvault_state_path``.
+
+A cinder.conf can be read as it is: the options whose Cinder namesakes mean Cinder's own places are spelled
+differently here, so Cinder's values never reach them. ashvault's state directory is ``ashvault_state_path`` (Cinder's
+``state_path`` is /var/lib/cinder), created volumes go to ``ashvault_volumes_dir`` (Cinder's ``volumes_dir`` holds
+its target files), and the catalog is ``[ashvault_database] connection`` (Cinder's ``[database]`` is Cinder's own
+MySQL schema, whose ``backups`` and ``volumes`` tables would collide with ours).
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ def _default_state_path() -> str:
 
 
 core_opts = [
-    cfg.StrOpt("state_path", default=_default_state_path(), sample_default="$XDG_DATA_HOME/ashvault",
-               help="Directory holding the catalog, locks, created volumes and, for the posix driver, backups."),
+    cfg.StrOpt("ashvault_state_path", default=_default_state_path(),
+               sample_default="$XDG_DATA_HOME/ashvault",
+               help="Directory holding the catalog, locks, created volumes and, for the posix driver, backups. "
+                    "Cinder's state_path is not read, so a cinder.conf never puts these under Cinder's directory."),
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
                help="Name of this backup host; jobs left behind are resolved only by their own host."),
     cfg.StrOpt("backup_driver", default="posix",
@@ -53,20 +61,29 @@ core_opts = [
                  help="Seconds before the first retry of a transient failure; doubled for each later one."),
     cfg.BoolOpt("backup_create_containers", default=True,
                 help="Create a missing container; when false, a backup to a missing container fails."),
-    cfg.StrOpt("volumes_dir", default="$state_path/volumes",
-               help="Where 'volume create' puts new file volumes."),
+    cfg.StrOpt("ashvault_volumes_dir", default="$ashvault_state_path/volumes",
+               help="Where 'volume create' puts new file volumes (Cinder's volumes_dir is not read)."),
     cfg.StrOpt("storage_availability_zone", default="nova", help="Availability zone recorded on backups."),
 ]
 
+DATABASE_GROUP = "ashvault_database"
+"""The catalog's group. Not ``[database]``: in a cinder.conf that is Cinder's own database."""
+
 database_opts = [
-    cfg.StrOpt("connection", secret=True, sample_default="sqlite:///$state_path/ashvault.sqlite",
-               help="SQLAlchemy URL of the catalog; unset means SQLite under state_path."),
+    cfg.StrOpt("connection", secret=True, sample_default="sqlite:///$ashvault_state_path/ashvault.sqlite",
+               help="SQLAlchemy URL of the catalog (sqlite or postgresql); unset means SQLite under "
+                    "ashvault_state_path. Cinder's [database] connection is never read."),
 ]
+
+MAX_OBJECT_SIZE = 64 * MiB
+"""Largest ``object_size`` a chunked driver accepts: memory in flight is a dozen objects or so (see
+``engine/backup.py``), so Cinder's posix default of 1999994880 bytes would cost over 20 GiB. Swift's Cinder default
+(50 MiB) fits."""
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Options of the core, for oslo-config-generator (namespace ``ashvault``)."""
-    return [("DEFAULT", core_opts), ("database", database_opts)]
+    return [("DEFAULT", core_opts), (DATABASE_GROUP, database_opts)]
 
 
 def make_config(args: Sequence[str] = (), config_files: Sequence[str] | None = None) -> cfg.ConfigOpts:
@@ -75,7 +92,7 @@ def make_config(args: Sequence[str] = (), config_files: Sequence[str] | None = N
     logging.getLogger("oslo_config.cfg").setLevel(logging.ERROR)
     conf = cfg.ConfigOpts()
     conf.register_opts(core_opts)
-    conf.register_opts(database_opts, group="database")
+    conf.register_opts(database_opts, group=DATABASE_GROUP)
     if config_files is None:
         env = os.environ.get("ASHVAULT_CONFIG_FILE")
         if env:
@@ -85,6 +102,7 @@ def make_config(args: Sequence[str] = (), config_files: Sequence[str] | None = N
     for f in config_files:
         if not os.path.exists(f):
             raise exceptions.ConfigurationError(reason=f"config file {f} does not exist")
+    logging.getLogger(__name__).info("configuration files: %s", ", ".join(config_files) or "none")
     try:
         conf(list(args), project="ashvault", default_config_files=list(config_files), validate_default_values=True)
     except (cfg.Error, ValueError) as exc:
@@ -121,8 +139,8 @@ def chunked_driver_opts(
 
     return [
         cfg.IntOpt("object_size", default=object_size, min=BLOCK, deprecated_opts=old("object_size"),
-                   help="Largest object written, in bytes (uncompressed). Memory use is about this times "
-                        "(pipeline threads + max_transfers), whatever the volume size."),
+                   help="Largest object written, in bytes (uncompressed), at most 67108864 (64 MiB). Memory use "
+                        "is about this times (4 x pipeline threads + max_transfers), whatever the volume size."),
         cfg.IntOpt("block_size", default=block_size, min=4096, deprecated_opts=old("block_size"),
                    help="Granularity of change detection, in bytes: an incremental stores the blocks of this size "
                         "that changed. Must divide object_size."),

@@ -1,8 +1,10 @@
 """Typed errors raised across ashvault.
 
 Every error a user can meet is an :class:`AshvaultError`: its ``str()`` is one line meant for a person, and its
-``exit_code`` is what the command-line tool exits with. Drivers translate their SDK's errors into these at the
-boundary, so that the core can tell a transient failure (retried) from a permanent one (reported at once).
+``exit_code`` is what the command-line tool exits with: 1 for any error, 2 only for a command line that is wrong
+in itself (a malformed or missing argument: "not found" is not one), 4 when stored data is corrupt. Drivers
+translate their SDK's errors into these at the boundary, so that the core can tell a transient failure (retried)
+from a permanent one (reported at once).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ class AshvaultError(Exception):
 
 class ConfigurationError(AshvaultError):
     message = "invalid configuration: %(reason)s"
-    exit_code = 78
 
 
 class CatalogError(AshvaultError):
@@ -51,7 +52,6 @@ class PluginUnavailable(ConfigurationError):
 
 class NotFound(AshvaultError):
     message = "%(what)s not found"
-    exit_code = 2
 
 
 class VolumeNotFound(NotFound):
@@ -64,7 +64,6 @@ class BackupNotFound(NotFound):
 
 class AmbiguousName(AshvaultError):
     message = "more than one %(kind)s is named '%(name)s': use its id"
-    exit_code = 2
 
 
 class InvalidInput(AshvaultError):
@@ -76,12 +75,10 @@ class InvalidState(AshvaultError):
     """An operation was asked of a record whose status does not allow it."""
 
     message = "%(reason)s"
-    exit_code = 3
 
 
 class InvalidVolume(AshvaultError):
     message = "invalid volume: %(reason)s"
-    exit_code = 2
 
 
 class InvalidBackup(AshvaultError):
@@ -99,7 +96,6 @@ class DriverSetupError(DriverError):
     """The driver's configuration or the backend's reachability is wrong."""
 
     message = "driver is not usable: %(reason)s"
-    exit_code = 78
 
 
 class TransientDriverError(DriverError):
@@ -146,7 +142,6 @@ class Cancelled(AshvaultError):
     """The job's record was moved away from its running status (force delete, reset)."""
 
     message = "operation cancelled: %(reason)s"
-    exit_code = 5
 
 
 class BackupCancelled(Cancelled):

@@ -39,6 +39,11 @@ DISTRIBUTIONS = {
 """Which distribution provides each plugin, for the 'pip install' hint: only plugins that a distribution in this
 repository (or, for ``zstd``, on PyPI) provides today. A name enters when its driver does, never before."""
 
+FOLDERS = {"ashvault-posix": "plugins/posix_nfs_gluster", "ashvault-swift": "plugins/swift",
+           "ashvault-ceph": "plugins/ceph"}
+"""Where each of this repository's distributions lives in it: they are not on a package index yet, so the hint
+names the folder to install from."""
+
 CINDER_MODULES = {"gcs": "google", "google": "google", "posix": "posix", "nfs": "nfs", "glusterfs": "glusterfs",
                   "swift": "swift", "ceph": "ceph", "tsm": "tsm", "s3": "s3"}
 """Cinder's driver module names (``cinder.backup.drivers.<module>``) and the ashvault driver each maps to."""
@@ -115,7 +120,12 @@ def _reason(err: BaseException) -> str:
 
 def install_hint(namespace: str, name: str) -> str:
     dist = DISTRIBUTIONS.get(namespace, {}).get(name)
-    return f"pip install {dist}" if dist else "install the plugin that provides it"
+    if dist is None:
+        return "install the plugin that provides it"
+    folder = FOLDERS.get(dist)
+    if folder is None:
+        return f"pip install {dist}"
+    return f"install {dist}: pip install ./{folder} from a clone of the ashvault repository"
 
 
 def load_class(namespace: str, name: str, *, kind: str) -> Any:

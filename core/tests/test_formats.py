@@ -99,7 +99,7 @@ class FileCopy(BackupDriver):
     calls: ClassVar[list[str]] = []
 
     def _path(self, backup: BackupInfo) -> str:
-        return os.path.join(self.conf.state_path, f"copy-{backup.id}")
+        return os.path.join(self.conf.ashvault_state_path, f"copy-{backup.id}")
 
     def backup(self, backup: BackupInfo, source: Any, ctx: Any) -> BackupResult:
         self.calls.append("backup")
@@ -125,7 +125,7 @@ class FileCopy(BackupDriver):
 
 def test_the_manager_runs_a_native_format_through_the_driver(tmp_path: pathlib.Path) -> None:
     conf = make_config([], config_files=[])
-    conf.set_override("state_path", str(tmp_path / "state"))
+    conf.set_override("ashvault_state_path", str(tmp_path / "state"))
     conf.set_override("backup_driver", "filecopy")
     api = API(conf)
     try:
@@ -133,8 +133,8 @@ def test_the_manager_runs_a_native_format_through_the_driver(tmp_path: pathlib.P
         path = volumes.write_mixed(str(tmp_path / "v.img"), 2 << 20, seed=1, run=1 << 18)
         api.volume_register("v", path)
         made = api.backup_create("v")
-        assert (made.status, made.format, made.service_metadata) == ("available", "filecopy/1",
-                                                                     os.path.join(conf.state_path, f"copy-{made.id}"))
+        copy = os.path.join(conf.ashvault_state_path, f"copy-{made.id}")
+        assert (made.status, made.format, made.service_metadata) == ("available", "filecopy/1", copy)
         with pytest.raises(exceptions.NotSupported):
             api.backup_create("v", incremental=True)
         api.backup_verify(made.id)

@@ -57,8 +57,9 @@ def test_driver_names(value: str, name: str) -> None:
 
 
 def test_unknown_driver_says_what_to_install() -> None:
-    assert plugins.install_hint(plugins.DRIVERS, "swift") == "pip install ashvault-swift"
-    assert plugins.install_hint(plugins.SOURCES, "rbd") == "pip install ashvault-ceph"
+    assert plugins.install_hint(plugins.DRIVERS, "swift") == (
+        "install ashvault-swift: pip install ./plugins/swift from a clone of the ashvault repository")
+    assert plugins.install_hint(plugins.SOURCES, "rbd").startswith("install ashvault-ceph: pip install ./plugins/ceph ")
     with pytest.raises(exceptions.PluginNotFound, match="install the plugin that provides it") as err:
         plugins.load_class(plugins.DRIVERS, "s3", kind="backup driver")
     assert "pip install" not in str(err.value)
@@ -72,6 +73,7 @@ def test_install_hints_name_only_distributions_of_this_repository() -> None:
         for line in setup.get("options.entry_points", plugins.DRIVERS, fallback="").splitlines():
             if "=" in line:
                 provided[line.split("=")[0].strip()] = setup.get("metadata", "name")
+        assert plugins.FOLDERS[setup.get("metadata", "name")] == str(path.parent.relative_to(path.parents[2]))
     hints = plugins.DISTRIBUTIONS[plugins.DRIVERS]
     assert hints and all(provided.get(name) == dist for name, dist in hints.items()), (hints, provided)
 

@@ -1,5 +1,6 @@
-"""Cinder's own spelling of the walk-through, as aliases: create, backup-create, backup-restore, backup-delete,
-backup-list, backup-show. Flags and arguments follow python-cinderclient."""
+"""Cinder's own spelling, as aliases: create, backup-create, backup-restore, backup-delete, backup-list,
+backup-show, backup-update, backup-reset-state, backup-export, backup-import. Flags and arguments follow
+python-cinderclient."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class CinderBackupRestore(backup.RestoreBackup):
     """
 
     overwrite_without_force = True
+    creates_named_volume = False
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super(backup.RestoreBackup, self).get_parser(prog_name)
@@ -57,17 +59,42 @@ class CinderBackupDelete(backup.DeleteBackup):
 
 
 class CinderBackupList(backup.ListBackups):
-    """List backups (cinder backup-list [--volume-id VOLUME] [--status STATUS])."""
+    """List backups (cinder backup-list [--volume-id VOLUME] [--status S] [--name N] [--marker B] [--limit N])."""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super(backup.ListBackups, self).get_parser(prog_name)
-        parser.add_argument("--volume-id", "--volume", dest="volume", help="only this volume's backups")
-        parser.add_argument("--status", help="only backups in this status")
+        backup.add_list_filters(parser, "--volume-id", "--volume")
         return parser
 
 
 class CinderBackupShow(backup.ShowBackup):
     """Show a backup (cinder backup-show BACKUP)."""
+
+
+class CinderBackupUpdate(backup.SetBackup):
+    """Rename or describe a backup (cinder backup-update [--name N] [--description D] [--metadata K=V] BACKUP)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super(backup.SetBackup, self).get_parser(prog_name)
+        parser.add_argument("backup", metavar="BACKUP", help="name or id")
+        parser.add_argument("--name", "--display-name", dest="name", help="new name")
+        parser.add_argument("--description", "--display-description", dest="description", help="new description")
+        parser.add_argument("--metadata", "--property", metavar="KEY=VALUE", action=backup.KeyValue,
+                            dest="properties", help="set a property (repeat for several)")
+        parser.set_defaults(protected=None, state=None)
+        return parser
+
+
+class CinderBackupResetState(backup.ResetBackupState):
+    """Reset backups' status (cinder backup-reset-state [--state available|error] BACKUP [BACKUP ...])."""
+
+
+class CinderBackupExport(backup.ExportRecord):
+    """Export a backup's record (cinder backup-export BACKUP)."""
+
+
+class CinderBackupImport(backup.ImportRecord):
+    """Import a backup record (cinder backup-import BACKUP_SERVICE BACKUP_URL)."""
 
 
 __all__ = ["Any"]

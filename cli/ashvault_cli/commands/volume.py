@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ashvault_cli.common import VOLUME_COLUMNS, VOLUME_LIST_COLUMNS, Lister, ShowOne, volume_row
+from ashvault_cli.common import VOLUME_COLUMNS, VOLUME_LIST_COLUMNS, BytesColumn, Lister, ShowOne, volume_row
 
 
 class CreateVolume(ShowOne):
@@ -46,7 +46,7 @@ class ListVolumes(Lister):
 
 
 class ShowVolume(ShowOne):
-    """Show a volume, with its path or URL."""
+    """Show a volume, with its path or URL, its available backups and the bytes they hold on the backend."""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -54,7 +54,12 @@ class ShowVolume(ShowOne):
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
-        return VOLUME_COLUMNS, volume_row(self.api.volume_get(args.volume))
+        vol = self.api.volume_get(args.volume)
+        usage = self.api.storage_usage({vol.id})
+        backups = sum(1 for b in self.api.backup_list(volume=vol.id) if b.id in usage.backups)
+        cols = (*VOLUME_COLUMNS, "backups", "backup_stored_bytes")
+        return cols, volume_row(vol, cols, backups=backups,
+                                backup_stored_bytes=BytesColumn(usage.volumes.get(vol.id, 0)))
 
 
 class DeleteVolume(ShowOne):

@@ -1,4 +1,4 @@
-"""The catalog: volumes and backups in SQLite (under state_path by default) or PostgreSQL."""
+"""The catalog: volumes and backups in SQLite (under ashvault_state_path by default) or PostgreSQL."""
 
 from ashvault.catalog.db import Catalog
 from ashvault.catalog.models import Backup, BackupStatus, Volume, VolumeStatus

@@ -37,18 +37,18 @@ def _driver(url: str) -> tuple[str, str]:
     scheme, sep, rest = url.partition("://")
     kind = scheme.split("+", 1)[0].lower()
     if not sep:
-        raise exceptions.ConfigurationError(reason="[database] connection is not usable: it is not a URL")
+        raise exceptions.ConfigurationError(reason="[ashvault_database] connection is not usable: it is not a URL")
     if kind == "sqlite":
         path = rest.split("?", 1)[0][1:]
         if not path or path == ":memory:":
             raise exceptions.ConfigurationError(
-                reason="[database] connection is not usable: an in-memory SQLite catalog would be lost on exit"
+                reason="[ashvault_database] connection is not usable: an in-memory SQLite catalog would be lost on exit"
             )
         return kind, path
     if kind in ("postgresql", "postgres"):
         return "postgresql", f"postgresql://{rest}"
     raise exceptions.ConfigurationError(
-        reason=f"[database] connection is not usable: unsupported database '{kind}' (use sqlite or postgresql)"
+        reason=f"[ashvault_database] connection is not usable: unsupported database '{kind}' (use sqlite or postgresql)"
     )
 
 
@@ -62,7 +62,7 @@ class Catalog:
                 import psycopg
             except ImportError as exc:
                 raise exceptions.ConfigurationError(
-                    reason="[database] connection is not usable: PostgreSQL needs psycopg "
+                    reason="[ashvault_database] connection is not usable: PostgreSQL needs psycopg "
                     "(pip install 'ashvault[postgresql]')"
                 ) from exc
             self._errors: tuple[type[Exception], ...] = (psycopg.Error,)

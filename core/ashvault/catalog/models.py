@@ -8,6 +8,7 @@ the migrated database and these fields agree.
 
 import dataclasses
 import datetime
+import json
 
 
 class BackupStatus:
@@ -76,7 +77,15 @@ class Backup:
     updated_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
     deleted_at: datetime.datetime | None = None
     deleted: bool = False
+    protected: bool = False
+    """Kept by ``backup prune`` and refused by ``backup delete`` without ``--force``."""
+    properties: str = "{}"
+    """A JSON object of string keys and values (``backup set --property``); read it through :attr:`props`."""
 
     @property
     def is_incremental(self) -> bool:
         return self.parent_id is not None
+
+    @property
+    def props(self) -> dict[str, str]:
+        return dict(json.loads(self.properties or "{}"))

@@ -143,6 +143,11 @@ def encode_manifest(manifest: Manifest) -> bytes:
 
 def read_manifest(store: ObjectStore, container: str, prefix: str, backup_id: str) -> Manifest:
     """Load and check a backup's manifest. Raises ``InvalidBackup`` / ``IntegrityError``."""
+    return read_manifest_sized(store, container, prefix, backup_id)[0]
+
+
+def read_manifest_sized(store: ObjectStore, container: str, prefix: str, backup_id: str) -> tuple[Manifest, int]:
+    """:func:`read_manifest`, and the size of the manifest object as stored."""
     name = f"{prefix}/{MANIFEST}"
     try:
         raw = store.get_object(container, name)
@@ -152,7 +157,7 @@ def read_manifest(store: ObjectStore, container: str, prefix: str, backup_id: st
             "data was removed)"
         ) from exc
     try:
-        return Manifest.from_json(zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 31))
+        return Manifest.from_json(zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 31)), len(raw)
     except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
         raise exceptions.IntegrityError(backup=backup_id, object=name, reason=str(exc)) from exc
 

@@ -37,7 +37,7 @@ class Manager:
     def __init__(self, conf: cfg.ConfigOpts, catalog: Catalog) -> None:
         self.conf = conf
         self.catalog = catalog
-        self.lock_dir = os.path.join(conf.state_path, "locks")
+        self.lock_dir = os.path.join(conf.ashvault_state_path, "locks")
         self._drivers: dict[str, BackupDriver] = {}
         self._sources: dict[str, VolumeSource] = {}
         self._admitted: dict[str, FileLock] = {}

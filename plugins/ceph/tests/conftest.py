@@ -73,7 +73,7 @@ def ceph_config(cluster: Any, state: pathlib.Path, *, user: str = "admin", **bac
     from ashvault_ceph import opts
 
     conf = make_config([], config_files=[])
-    conf.set_override("state_path", str(state))
+    conf.set_override("ashvault_state_path", str(state))
     register_group(conf, opts.GROUP, opts.ceph_opts)
     register_group(conf, opts.SOURCE_GROUP, opts.rbd_opts)
     conf.set_override("conf", cluster.conf, group=opts.GROUP)

@@ -243,7 +243,7 @@ class MountedBackupDriver(ChunkedBackupDriver):
             self._mounter = Mounter(
                 o.share, o.mount_point_base, command=o.mount_command, options=o.mount_options,
                 attempts=o.mount_attempts, backoff=o.mount_retry_backoff,
-                lock_dir=os.path.join(self.conf.state_path, "locks"),
+                lock_dir=os.path.join(self.conf.ashvault_state_path, "locks"),
             )
         return self._mounter
 

@@ -47,7 +47,8 @@ def _mount_opts(*, command: str, cinder: dict[str, str]) -> list[cfg.Opt]:
         cfg.StrOpt("share", deprecated_opts=old("share"),
                    help="The share to mount, as the mount command takes it (NFS: host:/path, [ipv6]:/path; "
                         "GlusterFS: host:/volume)."),
-        cfg.StrOpt("mount_point_base", default="$state_path/backup_mount", deprecated_opts=old("mount_point_base"),
+        cfg.StrOpt("mount_point_base", default="$ashvault_state_path/backup_mount",
+                   deprecated_opts=old("mount_point_base"),
                    help="Directory under which the share is mounted, on a subdirectory named by the md5 of the "
                         "share string (as Cinder's os-brick names it)."),
         cfg.StrOpt("mount_options", deprecated_opts=old("mount_options"),
@@ -64,7 +65,7 @@ def _mount_opts(*, command: str, cinder: dict[str, str]) -> list[cfg.Opt]:
 
 
 posix_opts = [
-    cfg.StrOpt("path", default="$state_path/backup",
+    cfg.StrOpt("path", default="$ashvault_state_path/backup",
                deprecated_opts=[cfg.DeprecatedOpt("backup_posix_path", group="DEFAULT")],
                help="Directory that holds the backup containers."),
     *_file_opts(),

@@ -134,7 +134,7 @@ def make_driver(tmp_path: pathlib.Path, shared_base: str,
         cls = {"nfs": NFSBackupDriver, "glusterfs": GlusterfsBackupDriver}[kind]
         server = request.getfixturevalue("ganesha" if kind == "nfs" else "gluster")
         conf = make_config([], config_files=[])
-        conf.set_override("state_path", str(tmp_path / "state"))
+        conf.set_override("ashvault_state_path", str(tmp_path / "state"))
         register_group(conf, cls.option_group, cls.get_driver_options())
         for name, value in {**driver_values(kind, server, shared_base), **overrides}.items():
             conf.set_override(name, value, group=cls.option_group)

@@ -22,7 +22,7 @@ class TestPosixDriver(DriverContract):
     @pytest.fixture
     def driver(self, tmp_path: pathlib.Path) -> PosixBackupDriver:
         conf = make_config([], config_files=[])
-        conf.set_override("state_path", str(tmp_path / "state"))
+        conf.set_override("ashvault_state_path", str(tmp_path / "state"))
         register_group(conf, PosixBackupDriver.option_group, PosixBackupDriver.get_driver_options())
         conf.set_override("object_size", 1 << 20, group="backup_posix")
         return PosixBackupDriver(conf)

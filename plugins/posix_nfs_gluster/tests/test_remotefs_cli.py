@@ -119,7 +119,7 @@ def test_256_mib_full_incremental_restore_identical_and_sparse(setup: Setup, tmp
     assert os.stat(local).st_blocks * 512 < 0.8 * size, "holes in the restored volume (ext4)"
     # A restore into a volume on the share itself: holes there too where the file system keeps them.
     on_share = os.path.join(setup.mount_point, "volumes")
-    setup.write(extra=f"volumes_dir = {on_share}\n")
+    setup.write(extra=f"ashvault_volumes_dir = {on_share}\n")
     remote = av.j("backup", "restore", "inc", "--name", "on-share")["volume_location"]
     assert remote.startswith(on_share) and sha256(remote) == want
     assert os.stat(remote).st_size == size

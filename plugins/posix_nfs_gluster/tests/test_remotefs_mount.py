@@ -139,7 +139,7 @@ def test_cinder_option_names_and_class_paths() -> None:
         assert (gl.share, gl.mount_point_base, gl.mount_options) == ("gl:/vol", "/srv/gmnt", None)
     defaults = make_config([], config_files=[])
     register_group(defaults, NFSBackupDriver.option_group, NFSBackupDriver.get_driver_options())
-    assert defaults.backup_nfs.mount_point_base == os.path.join(defaults.state_path, "backup_mount")
+    assert defaults.backup_nfs.mount_point_base == os.path.join(defaults.ashvault_state_path, "backup_mount")
     assert defaults.backup_nfs.mount_attempts == 3
     assert plugins.driver_name("cinder.backup.drivers.nfs.NFSBackupDriver") == "nfs"
     assert plugins.driver_name("cinder.backup.drivers.glusterfs.GlusterfsBackupDriver") == "glusterfs"

@@ -67,7 +67,7 @@ def driver_conf(swift: Any, tmp_path: pathlib.Path) -> Callable[..., cfg.ConfigO
 
     def make(**overrides: Any) -> cfg.ConfigOpts:
         conf = make_config([], config_files=[])
-        conf.set_override("state_path", str(tmp_path / "state"))
+        conf.set_override("ashvault_state_path", str(tmp_path / "state"))
         register_group(conf, SwiftBackupDriver.option_group, SwiftBackupDriver.get_driver_options())
         values = {"auth": "single_user", "auth_version": "1", "auth_url": swift.auth_url, "user": "test:tester",
                   "key": "testing", "object_size": 1 << 20, "retry_backoff": 0.5,

@@ -76,7 +76,7 @@ class TSMBackupDriver(BackupDriver):
         return os.path.join(directory, f"{self.options.volume_prefix}-{backup_id}")
 
     def _pending(self, backup_id: str) -> str:
-        return os.path.join(self.conf.state_path, "tsm", f"{backup_id}.json")
+        return os.path.join(self.conf.ashvault_state_path, "tsm", f"{backup_id}.json")
 
     def _meta(self, backup: BackupInfo) -> dict[str, str] | None:
         """Where ``backup`` lives on the server: its record's service metadata once it finished, else the note

@@ -78,7 +78,7 @@ def sim(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Sim:
 
 def tsm_config(state: pathlib.Path, **backup_tsm: Any) -> cfg.ConfigOpts:
     conf = make_config([], config_files=[])
-    conf.set_override("state_path", str(state))
+    conf.set_override("ashvault_state_path", str(state))
     register_group(conf, opts.GROUP, opts.tsm_opts)
     conf.set_override("password", PASSWORD, group=opts.GROUP)
     for key, value in backup_tsm.items():
