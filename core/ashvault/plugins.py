@@ -40,7 +40,7 @@ DISTRIBUTIONS = {
 repository (or, for ``zstd``, on PyPI) provides today. A name enters when its driver does, never before."""
 
 FOLDERS = {"ashvault-posix": "plugins/posix_nfs_gluster", "ashvault-swift": "plugins/swift",
-           "ashvault-ceph": "plugins/ceph"}
+           "ashvault-ceph": "plugins/ceph", "ashvault-tsm": "plugins/tsm"}
 """Where each of this repository's distributions lives in it: they are not on a package index yet, so the hint
 names the folder to install from."""
 
