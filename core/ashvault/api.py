@@ -19,7 +19,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import exceptions
+from ashvault import cinder, exceptions
 from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.conf import make_config
@@ -253,6 +253,15 @@ class API:
             raise exceptions.InvalidState(
                 reason=f"backup {rec.id} is the parent of backup {creating_children[0].id}, which is being created"
             )
+        if cinder.marker(rec.service_metadata) is not None:
+            # A Cinder incremental reads what it did not store from its parent: as in Cinder, parents go last.
+            live = [BS.CREATING, BS.AVAILABLE, BS.RESTORING, BS.ERROR, BS.DELETING, BS.ERROR_DELETING]
+            kids = self.catalog.children(rec.id, live)
+            if kids:
+                raise exceptions.InvalidState(
+                    reason=f"backup {rec.id} came from Cinder and backup {kids[0].id} is an incremental on it: "
+                    "delete its incrementals first"
+                )
         allowed = [BS.AVAILABLE, BS.ERROR, BS.ERROR_DELETING]
         if force:
             driver = self.manager.driver(rec.service) if rec.service else None
@@ -347,3 +356,31 @@ class API:
         finally:
             lock.release()
         return self.catalog.get_backup(record.id)
+
+    def backup_import_cinder(
+        self,
+        *,
+        records: list[str] | None = None,
+        backup_id: str | None = None,
+        container: str | None = None,
+        prefix: str | None = None,
+        driver: str | None = None,
+    ) -> list[Backup]:
+        """Adopt backups written by Cinder's chunked drivers, with their chains (parents first); see
+        :mod:`ashvault.cinder.importer`. ``records`` are ``backup_url`` values of ``cinder backup-export``."""
+        from ashvault.cinder.importer import Importer, decode_record
+
+        docs = [decode_record(url) for url in records or []]
+        if driver is None and docs and docs[0].get("service"):
+            driver = str(docs[0]["service"])
+        drv = self.manager.driver(driver)
+        store = getattr(drv, "store", None)
+        if store is None:
+            raise exceptions.NotSupported(
+                reason=f"driver '{drv.name}' does not store objects; Cinder's chunked backups are read through the "
+                "posix, nfs, glusterfs, swift or google driver"
+            )
+        importer = Importer(store, self.catalog, driver=drv.name,
+                            default_container=getattr(drv, "default_container", "volumebackups"),
+                            host=self.conf.host, job_lock=self.manager.job_lock)
+        return importer.adopt(importer.plan(records=docs, backup_id=backup_id, container=container, prefix=prefix))
