@@ -103,8 +103,10 @@ class Importer:
     def locate(self, backup_id: str, containers: list[str], volume_id: str | None = None) -> Link | None:
         """Find the prefix of ``backup_id``'s ``_metadata`` in the first container that holds it."""
         for container in containers:
-            check_name(container, what="container name")
-            listed = self.store.list_objects(container, f"volume_{volume_id}" if volume_id else "")
+            try:
+                listed = self.store.list_objects(container, f"volume_{volume_id}" if volume_id else "")
+            except exceptions.InvalidInput:
+                continue  # a name this store cannot hold, such as Cinder's posix directory on Swift
             for name in listed:
                 prefix = prefix_of_metadata(name)
                 if prefix is not None and backup_id_of_prefix(prefix) == backup_id:
