@@ -374,13 +374,19 @@ class API:
         if driver is None and docs and docs[0].get("service"):
             driver = str(docs[0]["service"])
         drv = self.manager.driver(driver)
+        finder = getattr(drv, "find_cinder_backups", None)
         store = getattr(drv, "store", None)
-        if store is None:
+        if finder is None and store is None:
             raise exceptions.NotSupported(
-                reason=f"driver '{drv.name}' does not store objects; Cinder's chunked backups are read through the "
-                "posix, nfs, glusterfs, swift or google driver"
+                reason=f"driver '{drv.name}' reads no Cinder backups; Cinder's chunked backups are read through the "
+                "posix, nfs, glusterfs, swift or google driver, its Ceph backups through the ceph driver"
             )
         importer = Importer(store, self.catalog, driver=drv.name,
                             default_container=getattr(drv, "default_container", "volumebackups"),
                             host=self.conf.host, job_lock=self.manager.job_lock)
-        return importer.adopt(importer.plan(records=docs, backup_id=backup_id, container=container, prefix=prefix))
+        if finder is not None:
+            # A driver that reads Cinder's own layout of its backend natively (Cinder's Ceph images).
+            found = finder(records=docs, backup_id=backup_id, container=container)
+            return importer.adopt_found(found, [d["id"] for d in docs] + ([backup_id] if backup_id else []))
+        plan = importer.plan(records=docs, backup_id=backup_id, container=container, prefix=prefix)
+        return importer.adopt([importer.record(item) for item in plan])

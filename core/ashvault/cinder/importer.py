@@ -29,6 +29,7 @@ from ashvault.cinder.layout import (
     prefix_of_metadata,
 )
 from ashvault.cinder.reader import Link, Loaded, check_chain, check_sha_file, load, volume_size
+from ashvault.driver import BackupInfo
 from ashvault.jobs.locks import FileLock
 from ashvault.objectstore import ObjectStore, check_name
 
@@ -82,14 +83,20 @@ class Found:
 class Importer:
     """Plans the import of Cinder backups found through ``store``, then writes their records."""
 
-    def __init__(self, store: ObjectStore, catalog: Catalog, *, driver: str, default_container: str,
+    def __init__(self, store: ObjectStore | None, catalog: Catalog, *, driver: str, default_container: str,
                  host: str | None, job_lock: Callable[[str], FileLock]) -> None:
-        self.store = store
+        self._store = store
         self.catalog = catalog
         self.driver = driver
         self.default_container = default_container
         self.host = host
         self.job_lock = job_lock
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            raise exceptions.NotSupported(reason=f"driver '{self.driver}' stores no objects")
+        return self._store
 
     # finding backups on the backend
 
@@ -246,9 +253,35 @@ class Importer:
             updated_at=utcnow(),
         )
 
-    def adopt(self, items: list[Found]) -> list[Backup]:
+    def from_info(self, info: BackupInfo) -> Backup:
+        """A record for a backup a driver found in Cinder's own layout of its backend (Cinder's Ceph images)."""
+        created = info.created_at or utcnow()
+        return Backup(
+            id=info.id, volume_id=info.volume_id, status=BS.CREATING, name=info.name, description=info.description,
+            container=info.container, parent_id=info.parent_id, size=info.size, service=self.driver,
+            service_metadata=info.service_metadata, object_count=1, host=self.host, created_at=created,
+            data_timestamp=created, updated_at=utcnow(),
+        )
+
+    def adopt_found(self, infos: list[BackupInfo], wanted: Iterable[str]) -> list[Backup]:
+        """Adopt what a driver found (parents first): parents already in the catalog are linked to, a wanted backup
+        already there is an error."""
+        wanted = set(wanted)
+        todo = []
+        for info in infos:
+            if self._existing(info.id):
+                if info.id in wanted:
+                    raise exceptions.InvalidState(reason=f"backup {info.id} is already in the catalog")
+                continue
+            todo.append(self.from_info(info))
+        return self.adopt(todo)
+
+    def _existing(self, backup_id: str) -> bool:
+        rec = self.catalog.find_backup(backup_id)
+        return rec is not None and not rec.deleted and rec.status != BS.DELETED
+
+    def adopt(self, records: list[Backup]) -> list[Backup]:
         """Write the records, parents first; on any failure remove every record written. Returns them."""
-        records = [self.record(item) for item in items]
         locks = [self.job_lock(r.id) for r in records]
         added: list[str] = []
         try:
