@@ -111,6 +111,12 @@ def test_corrupt_object_is_named_on_restore_and_verify(av: Ashvault) -> None:
     path.write_bytes(bytes(data))
     err = one_line_error(av("backup", "verify", chain[1].id, ok=False))
     assert name in err and "md5 mismatch" in err
+    (av.tmp / "site-b").mkdir()
+    other = Ashvault(av.tmp / "site-b")
+    other.write_conf(f"[backup_posix]\npath = {av.backups}\n")
+    err = one_line_error(other("backup", "cinder", "import", "--verify", "--backup-id", chain[1].id, ok=False))
+    assert chain[0].id in err and name in err and "md5 mismatch" in err
+    assert other.j("backup", "list") == [], "nothing half imported"
     err = one_line_error(av("backup", "restore", chain[1].id, ok=False))
     assert chain[0].id in err and name in err
 

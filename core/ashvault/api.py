@@ -365,6 +365,7 @@ class API:
         container: str | None = None,
         prefix: str | None = None,
         driver: str | None = None,
+        verify: bool = False,
     ) -> list[Backup]:
         """Adopt backups written by Cinder's chunked drivers, with their chains (parents first); see
         :mod:`ashvault.cinder.importer`. ``records`` are ``backup_url`` values of ``cinder backup-export``."""
@@ -388,5 +389,5 @@ class API:
             # A driver that reads Cinder's own layout of its backend natively (Cinder's Ceph images).
             found = finder(records=docs, backup_id=backup_id, container=container)
             return importer.adopt_found(found, [d["id"] for d in docs] + ([backup_id] if backup_id else []))
-        plan = importer.plan(records=docs, backup_id=backup_id, container=container, prefix=prefix)
+        plan = importer.plan(records=docs, backup_id=backup_id, container=container, prefix=prefix, verify=verify)
         return importer.adopt([importer.record(item) for item in plan])

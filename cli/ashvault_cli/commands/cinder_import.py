@@ -28,11 +28,15 @@ class ImportCinderBackup(Lister):
         parser.add_argument("--backup-id", help="the Cinder backup's id, to find it on the backend")
         parser.add_argument("--container", help="the container (posix: directory under the backup path) holding it")
         parser.add_argument("--prefix", help="the backup's object prefix (Cinder's service_metadata)")
+        parser.add_argument("--verify", action="store_true",
+                            help="also read every object and check its md5 and block hashes before recording "
+                            "anything (chunked formats)")
         parser.add_argument("--driver", help="the ashvault driver that reaches the backend (a name or Cinder's "
                             "class path; default: the record's service, then backup_driver)")
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
         imported = self.api.backup_import_cinder(records=args.records, backup_id=args.backup_id,
-                                                 container=args.container, prefix=args.prefix, driver=args.driver)
+                                                 container=args.container, prefix=args.prefix, driver=args.driver,
+                                                 verify=args.verify)
         return COLUMNS, [backup_row(b, COLUMNS) for b in imported]

@@ -29,7 +29,8 @@ from ashvault.cinder.layout import (
     prefix_of_metadata,
 )
 from ashvault.cinder.reader import Link, Loaded, check_chain, check_sha_file, load, volume_size
-from ashvault.driver import BackupInfo
+from ashvault.cinder.reader import verify as verify_chain
+from ashvault.driver import BackupInfo, JobContext
 from ashvault.jobs.locks import FileLock
 from ashvault.objectstore import ObjectStore, check_name
 
@@ -171,9 +172,13 @@ class Importer:
             )
 
     def plan(self, *, records: Iterable[dict[str, Any]] = (), backup_id: str | None = None,
-             container: str | None = None, prefix: str | None = None) -> list[Found]:
+             container: str | None = None, prefix: str | None = None, verify: bool = False) -> list[Found]:
         """Everything to import, parents first, read and checked. Raises ``InvalidBackup`` naming the backup and
-        object at the first problem, ``InvalidState`` when a backup is already in the catalog."""
+        object at the first problem, ``InvalidState`` when a backup is already in the catalog.
+
+        ``verify`` also reads every object each backup needs and checks it as ``backup verify`` does, raising
+        ``IntegrityError`` naming the backup and the first corrupt object.
+        """
         by_id = {r["id"]: r for r in records}
         starts: list[tuple[Link, dict[str, Any] | None]] = []
         if prefix:
@@ -197,7 +202,14 @@ class Importer:
                 if item.loaded.link.backup_id not in found:
                     found[item.loaded.link.backup_id] = item
                     order.append(item.loaded.link.backup_id)
-        return [found[b] for b in order]
+        items = [found[b] for b in order]
+        if verify:
+            for item in items:
+                report = verify_chain(self.store, [c.link for c in item.chain], JobContext(), workers=2)
+                if not report.ok:
+                    name, why = report.corrupt[0]
+                    raise exceptions.IntegrityError(backup=report.backup_id, object=name, reason=why)
+        return items
 
     def _walk(self, link: Link, rec: dict[str, Any] | None, by_id: dict[str, dict[str, Any]]) -> list[Found]:
         """The chain ending at ``link`` that is not in the catalog yet, parents first."""
