@@ -222,6 +222,8 @@ class Importer:
             pid = child.meta.parent_id
             if not pid:
                 break
+            if any(loaded.link.backup_id == pid for loaded, _r in new):
+                raise exceptions.InvalidBackup(reason=f"Cinder backup {child.link.backup_id}: its parents loop")
             existing = self._existing_chain(pid)
             if existing is not None:
                 below = existing

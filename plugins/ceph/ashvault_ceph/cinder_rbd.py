@@ -47,9 +47,12 @@ def _record_base(rec: dict[str, Any] | None) -> str | None:
     return base if isinstance(base, str) and base else None
 
 
-def _locate(ioctx: Any, pool: str, backup_id: str, base_hint: str | None) -> tuple[str, list[str]]:
-    """(base image, its backup snapshots oldest first) holding ``backup_id``."""
-    names = [n for n in rbd.RBD().list(ioctx) if BASE_RE.match(n)]
+def _locate(ioctx: Any, pool: str, backup_id: str, base_hint: str | None,
+            volume_id: str | None) -> tuple[str, list[str]]:
+    """(base image, its backup snapshots oldest first) holding ``backup_id``; only that volume's images are
+    searched when its id is known."""
+    names = [n for n in rbd.RBD().list(ioctx) if BASE_RE.match(n)
+             and (not volume_id or BASE_RE.match(n).group("volume") == volume_id)]  # type: ignore[union-attr]
     own = [n for n in names if BASE_RE.match(n).group("tag") == backup_id]  # type: ignore[union-attr]
     candidates = ([base_hint] if base_hint else []) + own + [n for n in names if n not in own and n != base_hint]
     for name in candidates:
@@ -87,7 +90,7 @@ def find(ioctx: Any, pool: str, *, records: list[dict[str, Any]], backup_id: str
     by_id = {bid: rec for bid, rec in wanted}
     out: dict[str, BackupInfo] = {}
     for bid, rec in wanted:
-        base, snaps = _locate(ioctx, pool, bid, _record_base(rec))
+        base, snaps = _locate(ioctx, pool, bid, _record_base(rec), (rec or {}).get("volume_id"))
         volume = BASE_RE.match(base).group("volume")  # type: ignore[union-attr]
         if not snaps:
             chain: list[tuple[str, str | None]] = [(bid, None)]
