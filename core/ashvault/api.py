@@ -19,7 +19,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import accounting, exceptions, formats, retention
+from ashvault import accounting, cinder, exceptions, formats, retention
 from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.chunked import ChunkedFormat
@@ -236,6 +236,15 @@ class API:
             raise exceptions.InvalidState(
                 reason=f"backup {rec.id} is the parent of backup {creating_children[0].id}, which is being created"
             )
+        if rec.format == cinder.FORMAT:
+            # A Cinder incremental reads what it did not store from its parent: as in Cinder, parents go last.
+            live = [BS.CREATING, BS.AVAILABLE, BS.RESTORING, BS.ERROR, BS.DELETING, BS.ERROR_DELETING]
+            kids = self.catalog.children(rec.id, live)
+            if kids:
+                raise exceptions.InvalidState(
+                    reason=f"backup {rec.id} came from Cinder and backup {kids[0].id} is an incremental on it: "
+                    "delete its incrementals first"
+                )
         allowed = [BS.AVAILABLE, BS.ERROR, BS.ERROR_DELETING]
         if force:
             driver = self.manager.driver(rec.service) if rec.service else None
@@ -310,6 +319,45 @@ class API:
         imported: Backup = self._run(Job(Kind.IMPORT, record.id, options={"driver_info": doc.get("driver_info") or {}}),
                                      record=record)
         return imported
+
+    def backup_import_cinder(
+        self,
+        *,
+        records: list[str] | None = None,
+        backup_id: str | None = None,
+        container: str | None = None,
+        prefix: str | None = None,
+        driver: str | None = None,
+        verify: bool = False,
+    ) -> list[Backup]:
+        """Adopt backups written by Cinder, with their chains (parents first); see :mod:`ashvault.cinder.importer`.
+        ``records`` are ``backup_url`` values of ``cinder backup-export``.
+
+        A driver that reads Cinder's layout of its backend natively (``capabilities.cinder_native``: ceph) finds
+        them and they are recorded in its ``native_format``; any other driver with an object store reads Cinder's
+        chunked format from it, recorded as ``cinder-chunked/1``."""
+        from ashvault.cinder.importer import Importer, decode_record
+
+        docs = [decode_record(url) for url in records or []]
+        if driver is None and docs and docs[0].get("service"):
+            driver = str(docs[0]["service"])
+        drv = self.manager.driver(driver)
+        caps = drv.capabilities
+        native = caps.cinder_native and drv.native_format is not None
+        if not native and not caps.object_store:
+            raise exceptions.NotSupported(
+                reason=f"driver '{drv.name}' reads no Cinder backups; Cinder's chunked backups are read through the "
+                "posix, nfs, glusterfs, swift or google driver, its Ceph backups through the ceph driver"
+            )
+        importer = Importer(None if native else drv.store, self.catalog, driver=drv.name,
+                            default_container=drv.default_container or "volumebackups", host=self.conf.host,
+                            job_lock=self.manager.job_lock)
+        if native:
+            found = drv.find_cinder_backups(records=docs, backup_id=backup_id, container=container)
+            wanted = [d["id"] for d in docs] + ([backup_id] if backup_id else [])
+            return importer.adopt_found(found, wanted, fmt=str(drv.native_format))
+        plan = importer.plan(records=docs, backup_id=backup_id, container=container, prefix=prefix, verify=verify)
+        return importer.adopt([importer.record(item) for item in plan])
 
 
     # listing, editing, repair and lifecycle: the verbs of python-openstackclient and cinderclient

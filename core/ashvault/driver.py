@@ -46,6 +46,10 @@ class Capabilities:
     object_store: bool = False
     """Offers an object store (``make_object_store``) for the core's chunked engine: every source that is not
     native is backed up into it as ``chunked/1``."""
+    cinder_native: bool = False
+    """Adopts the backups Cinder's own driver for this backend wrote, in ``native_format``
+    (:meth:`BackupDriver.find_cinder_backups`: Cinder's ceph RBD images); otherwise Cinder's chunked backups are read
+    from the object store as ``cinder-chunked/1``."""
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -250,6 +254,16 @@ class BackupDriver(abc.ABC):
 
         Raises :class:`~ashvault.exceptions.InvalidBackup` when it is not.
         """
+
+    def find_cinder_backups(self, *, records: list[dict[str, Any]], backup_id: str | None,
+                            container: str | None) -> list[BackupInfo]:
+        """Backups Cinder's own driver for this backend wrote in ``container``, named by Cinder's exported
+        ``records`` or by ``backup_id``, with the earlier backups of their chains, parents first, described as
+        ``native_format`` backups (when ``capabilities.cinder_native``).
+
+        Raises :class:`~ashvault.exceptions.InvalidBackup` naming the backup when it is not there.
+        """
+        raise self._no_native("adopt Cinder's")
 
     def _no_native(self, what: str) -> exceptions.NotSupported:
         return exceptions.NotSupported(reason=f"driver '{self.name}' cannot {what} backups natively")

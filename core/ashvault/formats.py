@@ -6,8 +6,8 @@ Every backup record carries a format tag (``Backup.format``), written by the cor
   offers one (``capabilities.object_store``);
 - a driver's ``native_format`` (``ceph-rbd/1``, ``tsm/1``): the driver's own methods, for the source schemes in
   ``capabilities.native_sources``;
-- any tag registered here with :func:`register`: a handler the core builds over the driver (a reader of Cinder's
-  chunked format, say, over the driver's store).
+- any tag registered here with :func:`register`: a handler the core builds over the driver (``cinder-chunked/1``,
+  the reader of Cinder's chunked format over the driver's store, :mod:`ashvault.cinder.handler`).
 
 A backup goes native when its volume's scheme is one the driver moves natively, and chunked otherwise; restore,
 verify, delete, export and import follow the recorded tag. No driver looks at ``service_metadata`` to guess.
@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ashvault import exceptions
+from ashvault import cinder, exceptions
 from ashvault.chunked import TAG as CHUNKED
 from ashvault.chunked import ChunkedFormat
+from ashvault.cinder.handler import CinderChunkedFormat
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, JobContext, VerifyReport
 from ashvault.sources import VolumeReader, VolumeWriter
 
@@ -57,6 +58,7 @@ def register(tag: str, factory: Factory) -> None:
 
 
 register(CHUNKED, ChunkedFormat.for_driver)
+register(cinder.FORMAT, CinderChunkedFormat.for_driver)
 
 
 def for_backup(driver: BackupDriver, scheme: str) -> str:

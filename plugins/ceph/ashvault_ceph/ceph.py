@@ -35,7 +35,7 @@ from ashvault.chunked import check_chunked_setup
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, Capabilities, JobContext, VerifyReport
 from ashvault.objectstore import ObjectStore, check_name
 from ashvault.sources import VolumeReader, VolumeWriter
-from ashvault_ceph import opts, transfer
+from ashvault_ceph import cinder_rbd, opts, transfer
 from ashvault_ceph.blockindex import BLOCK, BlockIndex, align
 from ashvault_ceph.client import Connection, rados, rbd, translate
 from ashvault_ceph.rados_store import RadosObjectStore
@@ -78,7 +78,8 @@ class CephBackupDriver(BackupDriver):
 
     name = "ceph"
     option_group = opts.GROUP
-    capabilities: ClassVar[Capabilities] = Capabilities(native_sources=frozenset({"rbd"}), object_store=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(native_sources=frozenset({"rbd"}), object_store=True,
+                                                         cinder_native=True)
     native_format: ClassVar[str] = "ceph-rbd/1"
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
@@ -465,6 +466,19 @@ class CephBackupDriver(BackupDriver):
             conn.close()
 
     # records
+
+    def find_cinder_backups(self, *, records: list[dict[str, Any]], backup_id: str | None,
+                            container: str | None) -> list[BackupInfo]:
+        """Backups Cinder's ceph driver wrote in ``container`` (default: the backup pool), with the earlier backups
+        of their chains, parents first (see :mod:`ashvault_ceph.cinder_rbd`)."""
+        pool = check_name(container or self.default_container, what="pool name")
+        with self._job():
+            if not self.rconn.pool_exists(pool):
+                raise exceptions.ContainerNotFound(container=pool)
+            try:
+                return cinder_rbd.find(self.rconn.ioctx(pool), pool, records=records, backup_id=backup_id)
+            except rbd.Error as exc:
+                raise translate(exc, f"looking for Cinder backups in pool {pool}") from exc
 
     def export_record(self, backup: BackupInfo) -> dict[str, Any]:
         meta = self._meta(backup)
