@@ -22,7 +22,7 @@ from ashvault.engine.compression import get_compressor
 from ashvault.engine.layout import MANIFEST, Manifest, backup_prefix, read_index, read_manifest, volume_prefix
 from ashvault.objectstore import ObjectStore, check_name
 from ashvault.sources import VolumeReader, VolumeWriter
-from ashvault.wrappers import RetryingObjectStore, ThrottledObjectStore
+from ashvault.wrappers import RetryingObjectStore, ThrottledObjectStore, encryption
 
 
 class ChunkedBackupDriver(BackupDriver):
@@ -40,7 +40,7 @@ class ChunkedBackupDriver(BackupDriver):
 
     @property
     def store(self) -> ObjectStore:
-        """The object store, wrapped with the core's retry and bandwidth-limit behaviour."""
+        """The object store, wrapped with the core's retry, bandwidth-limit and encryption behaviour."""
         if self._store is None:
             store: ObjectStore = self.make_object_store()
             limit = self.conf.backup_bandwidth_limit
@@ -49,7 +49,8 @@ class ChunkedBackupDriver(BackupDriver):
             opts = self.options
             attempts = opts.retry_attempts or self.conf.backup_object_retry_attempts
             backoff = opts.retry_backoff if opts.retry_backoff is not None else self.conf.backup_object_retry_backoff
-            self._store = RetryingObjectStore(store, attempts=attempts, backoff=backoff)
+            store = RetryingObjectStore(store, attempts=attempts, backoff=backoff)
+            self._store = encryption.for_config(store, self.conf)
         return self._store
 
     @property
