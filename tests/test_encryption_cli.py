@@ -1,0 +1,50 @@
+"""Encryption at rest through the ``ashvault`` command on the posix driver, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+from clitools import Ashvault, MiB, one_line_error, sha256
+
+from ashvault.testing import volumes
+
+PASSPHRASE = "s3cret passphrase for the test"
+
+
+def test_encrypted_backup_restore_wrong_passphrase_and_no_leak(tmp_path: pathlib.Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    av = Ashvault(tmp_path, "encryption = aes-256-gcm\n")
+    path = str(tmp_path / "disk.img")
+    volumes.write_mixed(path, 16 * MiB, seed=1, run=MiB, zero=0.2, text=0.5)
+    want = sha256(path)
+    monkeypatch.setenv("ASHVAULT_PASSPHRASE", PASSPHRASE)
+    av.j("volume", "register", "disk", path)
+    full = av.j("backup", "create", "disk", "--name", "full")
+    assert full["status"] == "available"
+    volumes.mutate(path, percent=5, seed=2)
+    inc = av.j("backup", "create", "disk", "--incremental")
+    assert av.j("backup", "verify", full["id"])["result"] == "ok"
+    restored = av.j("backup", "restore", full["id"])
+    assert sha256(restored["volume_location"]) == want
+    stored = [p for p in av.backups.rglob("*") if p.is_file()]
+    assert any(p.parent.name == "ashvault-keys" for p in stored)
+    assert all(not p.read_bytes().startswith(b"(\xb5/\xfd") for p in stored), "a zstd frame stored in the clear"
+
+    monkeypatch.setenv("ASHVAULT_PASSPHRASE", "not the passphrase")
+    res = av("backup", "restore", inc["id"], "--name", "wrong", ok=False)
+    line = one_line_error(res)
+    assert res.rc == 77 and "ashvault-keys/" in line and "wrong passphrase or key file" in line
+    assert not any(v["name"] == "wrong" and os.path.getsize(v["location"]) for v in av.j("volume", "list")
+                   if v.get("location"))
+    monkeypatch.delenv("ASHVAULT_PASSPHRASE")
+    res = av("backup", "verify", inc["id"], ok=False)
+    assert "ASHVAULT_PASSPHRASE" in one_line_error(res)
+
+    monkeypatch.setenv("ASHVAULT_PASSPHRASE", PASSPHRASE)
+    assert av.j("backup", "verify", inc["id"])["result"] == "ok"
+    shown = av("driver", "show", "posix").out + av("backup", "show", inc["id"], "-f", "json").out
+    for where in [shown, *(p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*")
+                           if p.is_file() and p.suffix != ".img")]:
+        assert PASSPHRASE not in where
