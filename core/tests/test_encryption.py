@@ -15,6 +15,7 @@ from ashvault.sources.file import FileSource
 from ashvault.testing import volumes
 from ashvault.testing.contract import DriverContract
 from ashvault.testing.fakes import MemoryBackupDriver, MemoryObjectStore
+from ashvault.testing.faults import FaultContract
 from ashvault.wrappers.encryption import MAGIC, OVERHEAD, EncryptedObjectStore
 
 MiB = 1 << 20
@@ -222,3 +223,11 @@ def test_secrets_stay_out_of_reprs_and_errors(tmp_path: pathlib.Path, monkeypatc
     with pytest.raises(exceptions.EncryptionKeyError) as err:
         make_driver(clear=False).verify(info, JobContext())
     assert PASSPHRASE not in str(err.value) and f"${keys.PASSPHRASE_ENV}" in str(err.value)
+
+
+class TestEncryptedMemoryDriverFaults(FaultContract):
+    """Faults injected under the encryption wrapper: retried, reported, and never a wrong byte restored."""
+
+    @pytest.fixture
+    def driver(self, key_file: str) -> MemoryBackupDriver:
+        return make_driver(key_file=key_file)
