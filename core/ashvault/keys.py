@@ -163,12 +163,18 @@ def _parse(raw: bytes | memoryview, name: str, container: str) -> dict[str, Any]
             raise ValueError(f"not a version {KEY_VERSION} key object")
         if doc["cipher"] not in CIPHERS or name != key_object_name(bytes.fromhex(doc["key_id"])):
             raise ValueError("unknown cipher, or key id and name differ")
-        if not isinstance(doc["kdf"], dict) or not isinstance(doc["wrapped"], str):
+        kdf = doc["kdf"]
+        if not isinstance(kdf, dict) or not isinstance(doc["wrapped"], str):
             raise ValueError("kdf or wrapped key missing")
+        if kdf.get("name") == "scrypt" and not (int(kdf["n"]) <= 1 << 20 and int(kdf["r"]) <= 32
+                                                and int(kdf["p"]) <= 16):
+            raise ValueError("scrypt parameters out of range")
         return doc  # type: ignore[no-any-return]
     except (ValueError, KeyError, TypeError) as exc:
-        raise exceptions.ObjectAuthenticationFailed(object=name, container=container,
-                                                    reason=f"unreadable key object: {exc}") from None
+        # Not an IntegrityError: the engine would pin it on the object it was reading, not on the key object.
+        raise exceptions.EncryptionKeyError(
+            reason=f"key object {name} of container '{container}' is unreadable: {exc}"
+        ) from None
 
 
 def unwrap_material(raw: bytes | memoryview, name: str, container: str, user: UserKey) -> tuple[dict[str, Any], bytes]:
@@ -191,7 +197,8 @@ def unwrap_material(raw: bytes | memoryview, name: str, container: str, user: Us
             "passphrase or key file, or the key object was altered)"
         ) from None
     if len(material) != 32:
-        raise exceptions.ObjectAuthenticationFailed(object=name, container=container, reason="data key of wrong size")
+        raise exceptions.EncryptionKeyError(reason=f"key object {name} of container '{container}' holds a data key of "
+                                            "the wrong size")
     return doc, material
 
 

@@ -178,9 +178,9 @@ def test_no_key_bad_key_files_and_mixed_containers(tmp_path: pathlib.Path, key_f
         backup(make_driver(key_file=str(tmp_path / "missing.key")), path)
     # Plain backups exist: turning encryption on does not mix encrypted objects in, nor read them unauthenticated.
     plain = backup(make_driver(encryption="none"), path)
-    with pytest.raises(exceptions.EncryptionKeyError, match="holds unencrypted backups"):
+    with pytest.raises(exceptions.EncryptionKeyError, match="holds objects but no key object"):
         backup(make_driver(key_file=key_file, clear=False), path)
-    with pytest.raises(exceptions.EncryptionKeyError, match="holds unencrypted backups"):
+    with pytest.raises(exceptions.EncryptionKeyError, match="holds objects but no key object"):
         restore(make_driver(key_file=key_file, clear=False), plain, str(tmp_path / "p.img"))
     # An encrypted container is read encrypted whatever `encryption` says for new containers.
     enc = backup(make_driver(key_file=key_file), path)

@@ -88,11 +88,11 @@ class EncryptedObjectStore(ObjectStoreWrapper):
 
     def _load(self, container: str, names: list[str]) -> ContainerKeys:
         found: dict[bytes, keys.DataKey] = {}
-        wrong: list[exceptions.AshvaultError] = []
+        wrong: list[exceptions.EncryptionKeyError] = []
         for name in names:
             try:
                 key = keys.unwrap(self.inner.get_object(container, name), name, container, self._user())
-            except (exceptions.EncryptionKeyError, exceptions.ObjectAuthenticationFailed) as exc:
+            except exceptions.EncryptionKeyError as exc:
                 wrong.append(exc)
                 continue
             found[key.key_id] = key
@@ -113,8 +113,9 @@ class EncryptedObjectStore(ObjectStoreWrapper):
                     return None
                 if self.inner.list_objects(container):
                     raise exceptions.EncryptionKeyError(
-                        reason=f"container '{container}' holds unencrypted backups and encryption is on: use another "
-                        "container, or set encryption = none to read them"
+                        reason=f"container '{container}' holds objects but no key object ({keys.KEY_PREFIX}...) and "
+                        "encryption is on: its backups are unencrypted (use another container, or set encryption = "
+                        "none to read them), or its key object was removed"
                     )
                 if not create:
                     return None
