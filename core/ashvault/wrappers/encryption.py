@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from oslo_config import cfg
 
 from ashvault import exceptions, keys
+from ashvault.directio import BufferPool
 from ashvault.objectstore import ObjectStore, ObjectStoreWrapper
 
 LOG = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ MAGIC = b"AVE\x01"
 HEADER_BYTES = len(MAGIC) + keys.KEY_ID_BYTES + keys.NONCE_BYTES
 TAG_BYTES = 16
 OVERHEAD = HEADER_BYTES + TAG_BYTES
+_SEALED = BufferPool(keep=8)
 
 
 class ContainerKeys:
@@ -38,10 +40,18 @@ class ContainerKeys:
         self.by_id = found
         self.current = found[min(found)]
 
-    def seal(self, name: str, data: bytes | memoryview) -> bytes:
+    def seal(self, name: str, data: bytes | memoryview, *, into_buffer: bool = False) -> bytes | memoryview:
+        """The stored form of ``data``: ``bytes``, or with ``into_buffer`` a pooled page-aligned buffer, which a
+        store taking buffers writes with ``O_DIRECT`` and no copy of its own."""
         key = self.current
         head = MAGIC + key.key_id + secrets.token_bytes(keys.NONCE_BYTES)
-        return head + key.aead.encrypt(head[len(MAGIC) + keys.KEY_ID_BYTES:], data, head[:12] + name.encode())
+        nonce, aad = head[len(MAGIC) + keys.KEY_ID_BYTES :], head[:12] + name.encode()
+        if not into_buffer or not hasattr(key.aead, "encrypt_into"):  # encrypt_into: cryptography 45 and later
+            return head + key.aead.encrypt(nonce, data, aad)
+        out = _SEALED.get(HEADER_BYTES + len(data) + TAG_BYTES)
+        out[:HEADER_BYTES] = head
+        key.aead.encrypt_into(nonce, data, aad, out[HEADER_BYTES:])
+        return out
 
     def open(self, name: str, raw: bytes | memoryview) -> bytes:
         def bad(reason: str) -> exceptions.ObjectAuthenticationFailed:
@@ -146,7 +156,7 @@ class EncryptedObjectStore(ObjectStoreWrapper):
         if found is None:
             self.inner.put_object(container, name, bytes(data) if not self.inner.accepts_buffers else data)
         else:
-            self.inner.put_object(container, name, found.seal(name, data))
+            self.inner.put_object(container, name, found.seal(name, data, into_buffer=self.inner.accepts_buffers))
 
     def get_object(self, container: str, name: str) -> bytes | memoryview:
         found = self._keys(container, create=False)
