@@ -48,3 +48,25 @@ def test_encrypted_backup_restore_wrong_passphrase_and_no_leak(tmp_path: pathlib
     for where in [shown, *(p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*")
                            if p.is_file() and p.suffix != ".img")]:
         assert PASSPHRASE not in where
+
+
+def test_change_passphrase_rewrites_only_the_key_object(tmp_path: pathlib.Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    av = Ashvault(tmp_path, "encryption = aes-256-gcm\n")
+    path = str(tmp_path / "disk.img")
+    volumes.write_mixed(path, 8 * MiB, seed=3, run=MiB)
+    monkeypatch.setenv("ASHVAULT_PASSPHRASE", PASSPHRASE)
+    av.j("volume", "register", "disk", path)
+    b = av.j("backup", "create", "disk")
+    before = {p: p.read_bytes() for p in av.backups.rglob("*") if p.is_file()}
+    res = one_line_error(av("encryption", "change-key", ok=False))
+    assert "ASHVAULT_NEW_PASSPHRASE" in res
+    monkeypatch.setenv("ASHVAULT_NEW_PASSPHRASE", "the new one")
+    shown = av.j("encryption", "change-key")
+    after = {p: p.read_bytes() for p in av.backups.rglob("*") if p.is_file()}
+    changed = [p for p in after if after[p] != before.get(p)]
+    assert after.keys() == before.keys() and len(changed) == 1 and changed[0].parent.name == "ashvault-keys"
+    assert shown["key_objects_rewritten"] == f"ashvault-keys/{changed[0].name}"
+    assert "wrong passphrase" in one_line_error(av("backup", "verify", b["id"], ok=False))
+    monkeypatch.setenv("ASHVAULT_PASSPHRASE", "the new one")
+    assert av.j("backup", "verify", b["id"])["result"] == "ok"
