@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pty
+import select
+import subprocess
+import time
 
 import pytest
-from clitools import Ashvault, MiB, one_line_error, sha256
+from clitools import BIN, Ashvault, MiB, one_line_error, sha256
 
 from ashvault.testing import volumes
 
@@ -70,3 +74,43 @@ def test_change_passphrase_rewrites_only_the_key_object(tmp_path: pathlib.Path,
     assert "wrong passphrase" in one_line_error(av("backup", "verify", b["id"], ok=False))
     monkeypatch.setenv("ASHVAULT_PASSPHRASE", "the new one")
     assert av.j("backup", "verify", b["id"])["result"] == "ok"
+
+
+def test_interactive_shell_asks_for_the_passphrase_once(tmp_path: pathlib.Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    av = Ashvault(tmp_path, "encryption = aes-256-gcm\n")
+    path = str(tmp_path / "disk.img")
+    volumes.write_mixed(path, 4 * MiB, seed=4, run=MiB)
+    monkeypatch.delenv("ASHVAULT_PASSPHRASE", raising=False)
+    av.j("volume", "register", "disk", path)
+    primary, secondary = pty.openpty()
+    # A new session has no controlling terminal, so getpass reads the pty on stdin, with echo off.
+    proc = subprocess.Popen([str(BIN / "ashvault"), "--config-file", str(av.conf)], stdin=secondary,
+                            stdout=secondary, stderr=secondary, start_new_session=True)
+    os.close(secondary)
+    seen = b""
+
+    def until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while marker not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(primary, 4096)
+                except OSError:
+                    break
+        assert marker in seen, seen.decode(errors="replace")
+
+    until(b"encryption passphrase:")
+    os.write(primary, PASSPHRASE.encode() + b"\n")
+    until(b"(Cmd)")
+    os.write(primary, b"backup create disk --name typed -f value -c status\n")
+    until(b"available")
+    os.write(primary, b"exit\n")
+    proc.wait(timeout=60)
+    os.close(primary)
+    assert PASSPHRASE.encode() not in seen, "the passphrase was echoed"
+    assert seen.count(b"passphrase:") == 1
+    monkeypatch.setenv("ASHVAULT_PASSPHRASE", PASSPHRASE)
+    assert av.j("backup", "verify", "typed")["result"] == "ok"
