@@ -29,7 +29,7 @@ MAGIC = b"AVE\x01"
 HEADER_BYTES = len(MAGIC) + keys.KEY_ID_BYTES + keys.NONCE_BYTES
 TAG_BYTES = 16
 OVERHEAD = HEADER_BYTES + TAG_BYTES
-_SEALED = BufferPool(keep=8)
+_BUFFERS = BufferPool(keep=16)
 
 
 class ContainerKeys:
@@ -48,12 +48,13 @@ class ContainerKeys:
         nonce, aad = head[len(MAGIC) + keys.KEY_ID_BYTES :], head[:12] + name.encode()
         if not into_buffer or not hasattr(key.aead, "encrypt_into"):  # encrypt_into: cryptography 45 and later
             return head + key.aead.encrypt(nonce, data, aad)
-        out = _SEALED.get(HEADER_BYTES + len(data) + TAG_BYTES)
+        out = _BUFFERS.get(HEADER_BYTES + len(data) + TAG_BYTES)
         out[:HEADER_BYTES] = head
         key.aead.encrypt_into(nonce, data, aad, out[HEADER_BYTES:])
         return out
 
-    def open(self, name: str, raw: bytes | memoryview) -> bytes:
+    def open(self, name: str, raw: bytes | memoryview) -> bytes | memoryview:
+        """The object's plain bytes, in a pooled buffer (no fresh memory for the kernel to zero per object)."""
         def bad(reason: str) -> exceptions.ObjectAuthenticationFailed:
             return exceptions.ObjectAuthenticationFailed(object=name, container=self.container, reason=reason)
 
@@ -64,9 +65,13 @@ class ContainerKeys:
         key = self.by_id.get(key_id)
         if key is None:
             raise bad(f"sealed with key {key_id.hex()}, which has no readable key object in the container")
+        nonce, aad = view[len(MAGIC) + keys.KEY_ID_BYTES : HEADER_BYTES], bytes(view[:12]) + name.encode()
         try:
-            return key.aead.decrypt(view[len(MAGIC) + keys.KEY_ID_BYTES : HEADER_BYTES], view[HEADER_BYTES:],
-                                    bytes(view[:12]) + name.encode())
+            if not hasattr(key.aead, "decrypt_into"):  # cryptography 45 and later
+                return key.aead.decrypt(nonce, view[HEADER_BYTES:], aad)
+            out = _BUFFERS.get(len(view) - OVERHEAD)
+            key.aead.decrypt_into(nonce, view[HEADER_BYTES:], aad, out)
+            return out
         except InvalidTag:
             raise bad("authentication failed: the object was altered, truncated or swapped") from None
 
