@@ -26,7 +26,9 @@ from ashvault.objectstore import ObjectStore, ObjectStoreWrapper
 LOG = logging.getLogger(__name__)
 
 MAGIC = b"AVE\x01"
-HEADER_BYTES = len(MAGIC) + keys.KEY_ID_BYTES + keys.NONCE_BYTES
+BOUND_BYTES = len(MAGIC) + keys.KEY_ID_BYTES
+"""The header bytes before the nonce, authenticated with the object's name."""
+HEADER_BYTES = BOUND_BYTES + keys.NONCE_BYTES
 TAG_BYTES = 16
 OVERHEAD = HEADER_BYTES + TAG_BYTES
 _BUFFERS = BufferPool(keep=16)
@@ -45,7 +47,7 @@ class ContainerKeys:
         store taking buffers writes with ``O_DIRECT`` and no copy of its own."""
         key = self.current
         head = MAGIC + key.key_id + secrets.token_bytes(keys.NONCE_BYTES)
-        nonce, aad = head[len(MAGIC) + keys.KEY_ID_BYTES :], head[:12] + name.encode()
+        nonce, aad = head[BOUND_BYTES:], head[:BOUND_BYTES] + name.encode()
         if not into_buffer or not hasattr(key.aead, "encrypt_into"):  # encrypt_into: cryptography 45 and later
             return head + key.aead.encrypt(nonce, data, aad)
         out = _BUFFERS.get(HEADER_BYTES + len(data) + TAG_BYTES)
@@ -61,11 +63,11 @@ class ContainerKeys:
         view = memoryview(raw)
         if len(view) < OVERHEAD or view[: len(MAGIC)] != MAGIC:
             raise bad("not an encrypted object (too short or no header)")
-        key_id = bytes(view[len(MAGIC) : len(MAGIC) + keys.KEY_ID_BYTES])
+        key_id = bytes(view[len(MAGIC) : BOUND_BYTES])
         key = self.by_id.get(key_id)
         if key is None:
             raise bad(f"sealed with key {key_id.hex()}, which has no readable key object in the container")
-        nonce, aad = view[len(MAGIC) + keys.KEY_ID_BYTES : HEADER_BYTES], bytes(view[:12]) + name.encode()
+        nonce, aad = view[BOUND_BYTES:HEADER_BYTES], bytes(view[:BOUND_BYTES]) + name.encode()
         try:
             if not hasattr(key.aead, "decrypt_into"):  # cryptography 45 and later
                 return key.aead.decrypt(nonce, view[HEADER_BYTES:], aad)
