@@ -114,3 +114,23 @@ def test_interactive_shell_asks_for_the_passphrase_once(tmp_path: pathlib.Path,
     assert seen.count(b"passphrase:") == 1
     monkeypatch.setenv("ASHVAULT_PASSPHRASE", PASSPHRASE)
     assert av.j("backup", "verify", "typed")["result"] == "ok"
+
+
+def test_swapped_objects_are_named_by_verify_and_restore(tmp_path: pathlib.Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    av = Ashvault(tmp_path, "encryption = aes-256-gcm\n")
+    path = str(tmp_path / "disk.img")
+    volumes.write_mixed(path, 8 * MiB, seed=5, run=MiB, zero=0, text=0.5)
+    monkeypatch.setenv("ASHVAULT_PASSPHRASE", PASSPHRASE)
+    av.j("volume", "register", "disk", path)
+    b = av.j("backup", "create", "disk")
+    first, second = sorted(p for p in av.backups.rglob("d0*") if b["id"] in str(p))[:2]
+    one, two = first.read_bytes(), second.read_bytes()
+    first.write_bytes(two)
+    second.write_bytes(one)
+    res = av("backup", "verify", b["id"], ok=False)
+    line = one_line_error(res)
+    assert res.rc == 4 and (first.name in line or second.name in line) and "authentication failed" in line
+    res = av("backup", "restore", b["id"], "--name", "from-swapped", ok=False)
+    line = one_line_error(res)
+    assert res.rc == 4 and b["id"] in line and (first.name in line or second.name in line)
