@@ -211,8 +211,8 @@ class FaultContract:
             driver.restore(info, writer, JobContext(), volume_is_new=True)
         return volumes.sha256_file(path)
 
-    def test_transient_faults_are_retried_to_success(self, driver: ChunkedBackupDriver,
-                                                     vols: volumes.VolumeMaker, tmp_path: object) -> None:
+    def test_transient_faults_are_retried_to_success(self, driver: ChunkedBackupDriver, vols: volumes.VolumeMaker,
+                                                     tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
         path = vols.mixed("src.img", self.volume_size, seed=21)
         faulty = inject(driver, FaultPlan(seed=1, transient=0.15, partial_write=0.1, latency=0.002))
         full = self._backup(driver, path)
@@ -226,7 +226,8 @@ class FaultContract:
         driver.delete_backup(full, JobContext())
         assert self._restore(driver, inc, out) == volumes.sha256_file(path)
         assert faulty.injected["transient"] > 0 and faulty.injected["partial_write"] > 0, faulty.injected
-        print(f"\nfaults injected and retried: {dict(faulty.injected)}")
+        with capsys.disabled():
+            print(f"\nfaults injected and retried ({type(driver).__name__}): {dict(faulty.injected)}")
 
     def test_permanent_faults_are_reported_and_harm_nothing(self, driver: ChunkedBackupDriver,
                                                             vols: volumes.VolumeMaker, tmp_path: object) -> None:
@@ -246,7 +247,7 @@ class FaultContract:
         assert self._restore(driver, good, os.path.join(str(tmp_path), "out.img")) == want
 
     def test_silent_read_corruption_is_never_restored(self, driver: ChunkedBackupDriver, vols: volumes.VolumeMaker,
-                                                      tmp_path: object) -> None:
+                                                      tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
         path = vols.mixed("src.img", self.volume_size, seed=25)
         want = volumes.sha256_file(path)
         faulty = inject(driver, FaultPlan(seed=3))
@@ -270,7 +271,8 @@ class FaultContract:
             assert got == want, "a restore that succeeded wrote wrong bytes"
             outcomes["restored intact"] += 1
         assert outcomes["refused, object named"] > 0
-        print(f"\nrestores under read corruption: {dict(outcomes)}")
+        with capsys.disabled():
+            print(f"\nrestores under bit flips on read ({type(driver).__name__}): {dict(outcomes)}")
 
     def test_torn_and_lost_writes_are_found(self, driver: ChunkedBackupDriver, vols: volumes.VolumeMaker,
                                             tmp_path: object) -> None:
