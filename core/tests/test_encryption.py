@@ -169,7 +169,10 @@ def test_passphrase_from_the_environment_and_a_change_rewrites_only_the_key_obje
 def test_no_key_bad_key_files_and_mixed_containers(tmp_path: pathlib.Path, key_file: str) -> None:
     path = volumes.write_mixed(str(tmp_path / "v.img"), 2 * MiB, seed=6, run=MiB)
     with pytest.raises(exceptions.EncryptionKeyError, match="no key: set encryption_key_file"):
+        make_driver().check_for_setup_error()
+    with pytest.raises(exceptions.EncryptionKeyError, match="no key: set encryption_key_file"):
         backup(make_driver(), path)
+    make_driver(encryption="none").check_for_setup_error()
     short = tmp_path / "short.key"
     short.write_bytes(b"x" * 31)
     with pytest.raises(exceptions.EncryptionKeyError, match="holds 31 bytes"):

@@ -149,6 +149,12 @@ class EncryptedObjectStore(ObjectStoreWrapper):
         """Whether ``container`` holds a key object (raises when it does and the key does not open it)."""
         return self._keys(container, create=False) is not None
 
+    def check(self) -> None:
+        """Also that a key is given when encryption is on (a missing key file fails here, before any job)."""
+        self.inner.check()
+        if self.cipher is not None:
+            self._user()
+
     def put_container(self, container: str) -> None:
         self.inner.put_container(container)
         self._keys(container, create=True)
