@@ -20,7 +20,7 @@ from oslo_config import cfg
 
 from ashvault import exceptions
 from ashvault.chunked import ChunkedBackupDriver
-from ashvault.jobs.locks import FileLock
+from ashvault.locks import FileLock
 from ashvault.objectstore import ObjectStore
 from ashvault_posix.objectstore import PosixObjectStore
 

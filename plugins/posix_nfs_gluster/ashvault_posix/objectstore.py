@@ -133,12 +133,29 @@ class PosixObjectStore(ObjectStore):
             raise _translate(exc, f"cannot delete {path}") from exc
         base = self._container_dir(container)
         directory = os.path.dirname(path)
+        self._drop_abandoned(directory)
         while directory != base and directory.startswith(base):
             try:
                 os.rmdir(directory)
             except OSError:
                 break
             directory = os.path.dirname(directory)
+
+    def _drop_abandoned(self, directory: str) -> None:
+        """Remove the temporaries of writes that never finished (a killed process) once ``directory`` holds nothing
+        else. The engine writes a directory's objects from one job and deletes them only after that job ended, so
+        no live write is lost; without this, a backup killed mid-write kept its directory after being deleted."""
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            return
+        if not entries or not all(e.startswith(_TMP) for e in entries):
+            return
+        for entry in entries:
+            try:
+                os.unlink(os.path.join(directory, entry))
+            except OSError:
+                return
 
     def check(self) -> None:
         try:

@@ -55,3 +55,16 @@ class TestPosixDriverFaults(FaultContract):
     @pytest.fixture
     def driver(self, tmp_path: pathlib.Path) -> PosixBackupDriver:
         return _posix_driver(tmp_path)
+
+
+def test_a_killed_write_does_not_keep_its_directory(tmp_path: pathlib.Path) -> None:
+    store = PosixObjectStore(str(tmp_path / "backups"))
+    store.put_container("c")
+    store.put_object("c", "v_1/b_1/d00000001", b"data")
+    store.put_object("c", "v_1/b_2/d00000001", b"other")
+    abandoned = tmp_path / "backups" / "c" / "v_1" / "b_1" / ".tmp-d00000002.0123abcd"
+    abandoned.write_bytes(b"half an object")
+    assert store.list_objects("c", "v_1/b_1/") == ["v_1/b_1/d00000001"]
+    store.delete_object("c", "v_1/b_1/d00000001")
+    assert not abandoned.parent.exists()
+    assert store.get_object("c", "v_1/b_2/d00000001") == b"other"
