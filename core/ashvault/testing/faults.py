@@ -166,6 +166,20 @@ class FaultInjectingObjectStore(ObjectStoreWrapper):
         return lost
 
 
+def first_time() -> Callable[[str], bool]:
+    """A :attr:`FaultPlan.names` that is true once per name: each object's first try is hit, its retry is not."""
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def first(name: str) -> bool:
+        with lock:
+            new = name not in seen
+            seen.add(name)
+        return new
+
+    return first
+
+
 def inject(driver: BackupDriver, plan: FaultPlan, *, attempts: int = 8) -> FaultInjectingObjectStore:
     """Put a fault-injecting store under ``driver``'s retries and encryption, retried ``attempts`` times, at once.
 
@@ -235,13 +249,24 @@ class FaultContract:
         want_full = volumes.sha256_file(path)
         volumes.mutate(path, percent=10, seed=22)
         inc = self._backup(driver, path, parent=full)
-        assert route(driver, full).verify(full, JobContext()).ok and route(driver, inc).verify(inc, JobContext()).ok
+        want_inc = volumes.sha256_file(path)
+        # Seeded rates hit a varying set of calls (threads draw in any order): make partial writes certain here.
+        faulty.plan = FaultPlan(partial_write=1.0, names=first_time())
+        partial_before = faulty.injected["partial_write"]
+        volumes.mutate(path, percent=10, seed=29)
+        inc2 = self._backup(driver, path, parent=inc)
+        want_inc2 = volumes.sha256_file(path)
+        assert faulty.injected["partial_write"] - partial_before >= 3  # a data object, the index, the manifest
+        faulty.plan = FaultPlan(seed=2, transient=0.15, latency=0.002)
+        for info in (full, inc, inc2):
+            assert route(driver, info).verify(info, JobContext()).ok
         out = os.path.join(str(tmp_path), "out.img")
         assert self._restore(driver, full, out) == want_full
-        assert self._restore(driver, inc, out) == volumes.sha256_file(path)
+        assert self._restore(driver, inc, out) == want_inc
         route(driver, full).delete_backup(full, JobContext())
-        assert self._restore(driver, inc, out) == volumes.sha256_file(path)
-        assert faulty.injected["transient"] > 0 and faulty.injected["partial_write"] > 0, faulty.injected
+        assert self._restore(driver, inc, out) == want_inc
+        assert self._restore(driver, inc2, out) == want_inc2
+        assert faulty.injected["transient"] > 0, faulty.injected
         with capsys.disabled():
             print(f"\nfaults injected and retried ({type(driver).__name__}): {dict(faulty.injected)}")
 
