@@ -198,7 +198,8 @@ class EncryptedObjectStore(ObjectStoreWrapper):
 
 
 def for_config(inner: ObjectStore, conf: cfg.ConfigOpts) -> EncryptedObjectStore:
-    """The wrapper the core puts around every chunked driver's store, from ``encryption``/``encryption_key_file``."""
+    """The wrapper :func:`ashvault.wrappers.wrap` puts around every store a driver offers, from ``encryption`` and
+    ``encryption_key_file``."""
     cipher = None if conf.encryption == "none" else conf.encryption
     return EncryptedObjectStore(inner, cipher=cipher, user_key=lambda: keys.user_key_from_conf(conf),
                                 scrypt_n=keys.SCRYPT_N)
