@@ -9,8 +9,9 @@ import uuid
 import pytest
 
 from ashvault import exceptions, keys
+from ashvault.chunked import ChunkedBackupDriver
 from ashvault.conf import make_config, register_group
-from ashvault.driver import BackupInfo, JobContext
+from ashvault.driver import BackupDriver, BackupInfo, Capabilities, JobContext
 from ashvault.sources.file import FileSource
 from ashvault.testing import volumes
 from ashvault.testing.contract import DriverContract, route
@@ -234,3 +235,25 @@ class TestEncryptedMemoryDriverFaults(FaultContract):
     @pytest.fixture
     def driver(self, key_file: str) -> MemoryBackupDriver:
         return make_driver(key_file=key_file)
+
+
+def test_a_tier1_drivers_store_is_encrypted_too(key_file: str) -> None:
+    """The hook is the core's one wrapping of a driver's store (ashvault.wrappers.wrap), not the chunked base class."""
+
+    class NativeWithStore(BackupDriver):
+        name = "native-with-store"
+        option_group = MemoryBackupDriver.option_group
+        capabilities = Capabilities(native_sources=frozenset({"rbd"}), object_store=True)
+        native_format = "native-with-store/1"
+
+        def make_object_store(self) -> MemoryObjectStore:
+            return MemoryObjectStore(MemoryBackupDriver.shared_buckets)
+
+    conf = make_driver(key_file=key_file).conf
+    driver = NativeWithStore(conf)
+    assert not isinstance(driver, ChunkedBackupDriver) and isinstance(driver.store, EncryptedObjectStore)
+    driver.store.put_container("c")
+    driver.store.put_object("c", "x", b"plain text")
+    stored = MemoryBackupDriver.shared_buckets["c"]["x"]
+    assert stored.startswith(MAGIC) and b"plain text" not in stored
+    assert driver.store.get_object("c", "x") == b"plain text"
