@@ -87,7 +87,7 @@ def main() -> int:
         vol = str(work / "volume.img")
         write_volume(vol, size)
         conf = work / "ashvault.conf"
-        conf.write_text(f"[DEFAULT]\nstate_path = {work / 'state'}\n"
+        conf.write_text(f"[DEFAULT]\nashvault_state_path = {work / 'state'}\n"
                         "backup_driver = cinder.backup.drivers.glusterfs.GlusterfsBackupDriver\n"
                         f"glusterfs_backup_share = {share}\nglusterfs_backup_mount_point = {base}\n"
                         "[backup_glusterfs]\n" + "".join(f"{o.replace('=', ' = ', 1)}\n" for o in args.option))

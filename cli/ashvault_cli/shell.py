@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ from cliff.app import App
 from cliff.commandmanager import CommandManager
 from oslo_config import cfg
 
-from ashvault import __version__, exceptions
+from ashvault import __version__, exceptions, keys
 from ashvault.api import API
 from ashvault.conf import make_config
 
@@ -56,6 +57,7 @@ class AshvaultApp(App):
     def interact(self) -> None:
         # cmd2 would replay the process arguments (--config-file ...) as shell commands.
         saved, sys.argv = sys.argv, sys.argv[:1]
+        self._ask_passphrase()
         try:
             super().interact()
         finally:
@@ -87,6 +89,16 @@ class AshvaultApp(App):
         # In the shell, a command line that does not parse ends in cmd2's own exception, which cliff counts as 1.
         self.last_result = 2 if self._usage_error else result
         return result  # type: ignore[no-any-return]
+
+    def _ask_passphrase(self) -> None:
+        """With encryption on and neither a key file nor $ASHVAULT_PASSPHRASE, the shell asks once, unechoed."""
+        conf = self.conf
+        if conf.encryption == "none" or conf.encryption_key_file or os.environ.get(keys.PASSPHRASE_ENV):
+            return
+        try:
+            keys.remember_passphrase(getpass.getpass("ashvault: encryption passphrase: "))
+        except (EOFError, KeyboardInterrupt):
+            self.stderr.write("\n")
 
     def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
         if isinstance(err, exceptions.AshvaultError):

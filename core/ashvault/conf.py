@@ -63,6 +63,13 @@ core_opts = [
                 help="Create a missing container; when false, a backup to a missing container fails."),
     cfg.StrOpt("ashvault_volumes_dir", default="$ashvault_state_path/volumes",
                help="Where 'volume create' puts new file volumes (Cinder's volumes_dir is not read)."),
+    cfg.StrOpt("encryption", default="none", choices=["none", "aes-256-gcm", "chacha20-poly1305"],
+               help="Encrypt and authenticate new containers with this cipher (FORMAT.md, Encryption). A container "
+                    "keeps the cipher it was made with; one that holds a key object is always read encrypted, and "
+                    "with a cipher set a container with unencrypted backups is refused."),
+    cfg.StrOpt("encryption_key_file",
+               help="File whose content (at least 32 bytes, e.g. head -c 32 /dev/urandom) wraps the containers' data "
+                    "keys. Unset: the passphrase in $ASHVAULT_PASSPHRASE, or typed at the interactive shell's prompt."),
     cfg.StrOpt("storage_availability_zone", default="nova", help="Availability zone recorded on backups."),
 ]
 

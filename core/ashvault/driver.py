@@ -194,7 +194,8 @@ class BackupDriver(abc.ABC):
 
     @property
     def store(self) -> ObjectStore:
-        """The object store, wrapped with the core's retry and bandwidth-limit behaviour; made once."""
+        """The object store, wrapped with the core's retry, bandwidth-limit and encryption behaviour
+        (:func:`ashvault.wrappers.wrap`); made once."""
         if self._store is None:
             if not self.capabilities.object_store:
                 raise exceptions.NotSupported(reason=f"driver '{self.name}' offers no object store")

@@ -138,6 +138,22 @@ class IntegrityError(AshvaultError):
     exit_code = 4
 
 
+class ObjectAuthenticationFailed(IntegrityError):
+    """An encrypted object does not open with its container's data key: altered, truncated, swapped or foreign.
+
+    Raised by the encryption wrapper, which knows no backup; the engine names the backup when it passes it on.
+    """
+
+    message = "object %(object)s in container %(container)s is corrupt: %(reason)s"
+
+
+class EncryptionKeyError(AshvaultError):
+    """No key was given, or the key given does not open the container's key object."""
+
+    message = "encryption: %(reason)s"
+    exit_code = 77
+
+
 class Cancelled(AshvaultError):
     """The job's record was moved away from its running status (force delete, reset)."""
 

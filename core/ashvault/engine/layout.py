@@ -156,6 +156,8 @@ def read_manifest_sized(store: ObjectStore, container: str, prefix: str, backup_
             reason=f"backup {backup_id} has no manifest in container '{container}' (it never completed, or its "
             "data was removed)"
         ) from exc
+    except exceptions.ObjectAuthenticationFailed as exc:
+        raise exceptions.IntegrityError(backup=backup_id, object=name, reason=exc.kwargs["reason"]) from exc
     try:
         return Manifest.from_json(zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 31)), len(raw)
     except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
@@ -175,7 +177,11 @@ def read_index(store: ObjectStore, container: str, manifest: Manifest) -> array.
     nblocks = blocks.count(manifest.size, manifest.block_size)
     if entry is None:
         return array.array("Q", [0]) * nblocks
-    raw = store.get_object(container, entry.name)
+    try:
+        raw = store.get_object(container, entry.name)
+    except exceptions.ObjectAuthenticationFailed as exc:
+        raise exceptions.IntegrityError(backup=manifest.backup_id, object=entry.name, reason=exc.kwargs["reason"]) \
+            from exc
     if content_hash(raw) != entry.hash:
         raise exceptions.IntegrityError(backup=manifest.backup_id, object=entry.name, reason="hash mismatch")
     fps = array.array("Q")

@@ -26,6 +26,8 @@ def check_stored(store: ObjectStore, container: str, entry: ObjectEntry, backup_
         raw = store.get_object(container, entry.name)
     except exceptions.ObjectNotFound as exc:
         raise exceptions.IntegrityError(backup=backup_id, object=entry.name, reason="object is missing") from exc
+    except exceptions.ObjectAuthenticationFailed as exc:
+        raise exceptions.IntegrityError(backup=backup_id, object=entry.name, reason=exc.kwargs["reason"]) from exc
     if len(raw) != entry.stored_size or content_hash(raw) != entry.hash:
         raise exceptions.IntegrityError(backup=backup_id, object=entry.name, reason="hash mismatch")
     return raw

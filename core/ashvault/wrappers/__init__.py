@@ -1,20 +1,23 @@
-"""Cross-cutting behaviour put around any object store: retries and bandwidth limits."""
+"""Cross-cutting behaviour put around any object store: retries, bandwidth limits and encryption at rest."""
 
 from typing import Any
 
 from oslo_config import cfg
 
 from ashvault.objectstore import ObjectStore
+from ashvault.wrappers import encryption
 from ashvault.wrappers.retry import RetryingObjectStore
 from ashvault.wrappers.throttle import ThrottledObjectStore
 
-__all__ = ["RetryingObjectStore", "ThrottledObjectStore", "wrap"]
+__all__ = ["RetryingObjectStore", "ThrottledObjectStore", "encryption", "wrap"]
 
 
 def wrap(store: ObjectStore, conf: cfg.ConfigOpts, options: Any) -> ObjectStore:
-    """``store`` with the configured bandwidth limit and retries; ``options`` is the driver's option group."""
+    """``store`` with the configured bandwidth limit, retries and encryption; ``options`` is the driver's option
+    group. Encryption is outermost, so a retried call re-sends the same sealed bytes."""
     if conf.backup_bandwidth_limit:
         store = ThrottledObjectStore(store, conf.backup_bandwidth_limit)
     attempts = options.retry_attempts or conf.backup_object_retry_attempts
     backoff = options.retry_backoff if options.retry_backoff is not None else conf.backup_object_retry_backoff
-    return RetryingObjectStore(store, attempts=attempts, backoff=backoff)
+    store = RetryingObjectStore(store, attempts=attempts, backoff=backoff)
+    return encryption.for_config(store, conf)

@@ -10,6 +10,7 @@ import pytest
 from oslo_config import cfg
 
 from ashvault.testing.contract import DriverContract, ObjectStoreContract
+from ashvault.testing.faults import FaultContract
 from ashvault_ceph.ceph import CephBackupDriver
 from ashvault_ceph.client import Connection
 from ashvault_ceph.rados_store import RadosObjectStore
@@ -32,3 +33,9 @@ class TestCephDriverFileToRados(DriverContract):
         driver = CephBackupDriver(conf)
         yield driver
         driver.close()
+
+
+class TestCephDriverFaults(FaultContract):
+    """Faults under the core's wrappers of the RADOS store the driver offers (file volumes, chunked/1)."""
+
+    driver = TestCephDriverFileToRados.driver

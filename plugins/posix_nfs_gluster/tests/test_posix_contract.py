@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
 
 from ashvault.conf import make_config, register_group
 from ashvault.testing.contract import DriverContract, ObjectStoreContract
+from ashvault.testing.faults import FaultContract
 from ashvault_posix.objectstore import PosixObjectStore
 from ashvault_posix.posix import PosixBackupDriver
+
+MiB = 1 << 20
+
+
+def _posix_driver(tmp_path: pathlib.Path) -> PosixBackupDriver:
+    conf = make_config([], config_files=[])
+    conf.set_override("ashvault_state_path", str(tmp_path / "state"))
+    register_group(conf, PosixBackupDriver.option_group, PosixBackupDriver.get_driver_options())
+    conf.set_override("object_size", 1 << 20, group="backup_posix")
+    return PosixBackupDriver(conf)
 
 
 class TestPosixObjectStore(ObjectStoreContract):
@@ -21,11 +33,28 @@ class TestPosixObjectStore(ObjectStoreContract):
 class TestPosixDriver(DriverContract):
     @pytest.fixture
     def driver(self, tmp_path: pathlib.Path) -> PosixBackupDriver:
-        conf = make_config([], config_files=[])
-        conf.set_override("ashvault_state_path", str(tmp_path / "state"))
-        register_group(conf, PosixBackupDriver.option_group, PosixBackupDriver.get_driver_options())
-        conf.set_override("object_size", 1 << 20, group="backup_posix")
-        return PosixBackupDriver(conf)
+        return _posix_driver(tmp_path)
+
+
+class TestPosixDriverEncrypted(DriverContract):
+    """The conformance suite with encryption on: every object sealed, read back through O_DIRECT buffers."""
+
+    volume_size = 8 * MiB
+
+    @pytest.fixture
+    def driver(self, tmp_path: pathlib.Path) -> PosixBackupDriver:
+        driver = _posix_driver(tmp_path)
+        key = tmp_path / "key"
+        key.write_bytes(os.urandom(32))
+        driver.conf.set_override("encryption", "aes-256-gcm")
+        driver.conf.set_override("encryption_key_file", str(key))
+        return driver
+
+
+class TestPosixDriverFaults(FaultContract):
+    @pytest.fixture
+    def driver(self, tmp_path: pathlib.Path) -> PosixBackupDriver:
+        return _posix_driver(tmp_path)
 
 
 def test_a_killed_write_does_not_keep_its_directory(tmp_path: pathlib.Path) -> None:

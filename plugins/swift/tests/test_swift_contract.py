@@ -9,6 +9,7 @@ import pytest
 from oslo_config import cfg
 
 from ashvault.testing.contract import DriverContract, ObjectStoreContract
+from ashvault.testing.faults import FaultContract
 from ashvault_swift.objectstore import SwiftObjectStore
 from ashvault_swift.swift import SwiftBackupDriver
 
@@ -30,3 +31,9 @@ class TestSwiftDriver(DriverContract):
         driver = SwiftBackupDriver(driver_conf())
         yield driver
         driver.close()
+
+
+class TestSwiftDriverFaults(FaultContract):
+    """Faults under the core's wrappers of the Swift store: retried, reported, never a wrong byte restored."""
+
+    driver = TestSwiftDriver.driver

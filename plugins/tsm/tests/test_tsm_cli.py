@@ -106,7 +106,7 @@ def test_record_export_and_import_on_another_site(sim: Any, tmp_path: pathlib.Pa
 def test_cinder_option_names_and_class_path(sim: Any, tmp_path: pathlib.Path) -> None:
     av = Ashvault(tmp_path)
     av.conf.write_text(
-        f"[DEFAULT]\nstate_path = {av.state}\nbackup_driver = cinder.backup.drivers.tsm.TSMBackupDriver\n"
+        f"[DEFAULT]\nashvault_state_path = {av.state}\nbackup_driver = cinder.backup.drivers.tsm.TSMBackupDriver\n"
         f"backup_tsm_password = {sim.password}\nbackup_tsm_volume_prefix = cinderbk\n"
         "backup_tsm_compression = False\nbackup_tsm_timeout = 120\n")
     shown = av.j("driver", "show", "tsm", "--check")
