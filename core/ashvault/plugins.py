@@ -37,6 +37,9 @@ CINDER_MODULES = {"gcs": "google", "google": "google", "posix": "posix", "nfs": 
                   "swift": "swift", "ceph": "ceph", "tsm": "tsm", "s3": "s3"}
 """Cinder's driver module names (``cinder.backup.drivers.<module>``) and the ashvault driver each maps to."""
 
+DRIVER_ALIASES = {"gcs": "google"}
+"""Other names ``backup_driver`` accepts for a driver (Cinder's short module names)."""
+
 
 def driver_name(value: str) -> str:
     """Turn ``backup_driver`` into an entry-point name.
@@ -45,7 +48,7 @@ def driver_name(value: str) -> str:
     """
     value = value.strip()
     if "." not in value:
-        return value
+        return DRIVER_ALIASES.get(value, value)
     parts = value.split(".")
     if "drivers" in parts:
         idx = parts.index("drivers")
