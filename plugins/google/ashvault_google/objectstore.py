@@ -171,6 +171,8 @@ class GoogleObjectStore(ObjectStore):
         if status is not None:
             message = exc.message if isinstance(exc, api_exceptions.GoogleAPICallError) else str(exc)
             text = one_line(f"{what}: HTTP {status} {message}")
+            if status in self.retry_codes:
+                return exceptions.TransientDriverError(reason=text)
             if status == 401:
                 return exceptions.AuthenticationFailed(reason=f"{text}: check the credentials")
             if status == 403:
@@ -180,8 +182,6 @@ class GoogleObjectStore(ObjectStore):
                 if name is None:
                     return exceptions.ContainerNotFound(container=container)
                 return exceptions.ObjectNotFound(name=name, container=container)
-            if status in self.retry_codes:
-                return exceptions.TransientDriverError(reason=text)
             return exceptions.DriverError(reason=text)
         if isinstance(exc, DataCorruption):
             return exceptions.TransientDriverError(reason=one_line(f"{what}: checksum mismatch in transfer: {exc}"))
