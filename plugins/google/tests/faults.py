@@ -31,6 +31,7 @@ class FaultProxy:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.rules: list[Rule] = []
         self.seen: list[tuple[str, str, int]] = []
+        self.authorizations: list[str] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -43,6 +44,8 @@ class FaultProxy:
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with proxy._lock:
+                    proxy.authorizations.append(self.headers.get("Authorization", ""))
                 rule = proxy._match(self.command, self.path)
                 if rule is not None:
                     payload = (DATA / f"error_{rule.status}.json").read_bytes()
