@@ -48,6 +48,7 @@ def test_bad_names(name: str) -> None:
     ("cinder.backup.drivers.posix.PosixBackupDriver", "posix"),
     ("cinder.backup.drivers.swift", "swift"),
     ("cinder.backup.drivers.gcs.GoogleBackupDriver", "google"),
+    ("gcs", "google"),
     ("cinder.backup.drivers.ceph.CephBackupDriver", "ceph"),
 ])
 def test_driver_names(value: str, name: str) -> None:

@@ -140,7 +140,7 @@ class GoogleObjectStore(ObjectStore):
         self.chunk_size = chunk_size
         self.checksum = checksum
         self.timeout = timeout
-        self.endpoint = str(getattr(client, "_connection").API_BASE_URL)  # noqa: B009
+        self.endpoint = str(client.api_endpoint)
         self._lock = threading.Lock()
         self._generations: dict[tuple[str, str], int] = {}
         self._known: set[str] = set()
