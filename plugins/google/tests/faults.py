@@ -1,7 +1,8 @@
 """A forwarding HTTP proxy in front of a real emulator that answers chosen requests with recorded GCS errors.
 
 The emulators never answer 403, 429 or 503; the proxy gives the real client those answers (bodies from
-``data/error_*.json``) for the requests a rule matches, and passes everything else to the emulator unchanged.
+``data/error_*.json``) for the requests a rule matches, and passes everything else to the emulator unchanged
+(except resumable-session URLs in ``Location``, which it points at itself so the pieces pass through it too).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Rule:
 class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
+        self.upstream_url = upstream.rstrip("/")
         self.rules: list[Rule] = []
         self.seen: list[tuple[str, str, int]] = []
         self.authorizations: list[str] = []
@@ -57,7 +59,8 @@ class FaultProxy:
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
-                    kept = [(k, v) for k, v in resp.getheaders()
+                    kept = [(k, v.replace(proxy.upstream_url, proxy.url) if k.lower() == "location" else v)
+                            for k, v in resp.getheaders()
                             if k.lower() not in ("transfer-encoding", "connection", "content-length")]
                     self._answer(resp.status, kept, data)
                 finally:
