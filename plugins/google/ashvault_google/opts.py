@@ -55,9 +55,10 @@ google_opts = [
                     "checked on each download."),
     cfg.StrOpt("user_agent", default="gcscinder", **_cinder("backup_gcs_user_agent"),
                help="Added to the User-Agent header of every request."),
-    cfg.URIOpt("proxy_url", **_cinder("backup_gcs_proxy_url"),
+    cfg.URIOpt("proxy_url", secret=True, **_cinder("backup_gcs_proxy_url"),
                help="HTTP(S) proxy for every request, e.g. http://proxy:3128 (Cinder exported it as "
-                    "$http_proxy; ashvault gives it to its own HTTP session only)."),
+                    "$http_proxy; ashvault gives it to its own HTTP session only). Secret, since it may hold "
+                    "user:password."),
     cfg.BoolOpt("enable_progress_timer", default=True, **_cinder("backup_gcs_enable_progress_timer"),
                 help="Accepted for cinder.conf compatibility and not used: the core reports progress of every "
                      "backup and restore."),

@@ -51,6 +51,7 @@ def test_walkthrough_create_incremental_verify_restore_delete(av: Ashvault, stor
     shown = av.j("driver", "show", "gcs", "--check")
     assert shown["check"] == "ok" and shown["default"] is True and shown["name"] == "google"
     assert shown["options"]["object_size"] == 4 * MiB and shown["options"]["container"] == bucket
+    assert "proxy_url" in shown["options"] and shown["options"]["anonymous"] is True
     assert shown["options"]["retry_error_codes"] == "['429']" and shown["options"]["storage_class"] == "NEARLINE"
     vol = av.j("volume", "create", "volume1", "--size", "0.0625")
     fill(vol["location"], 40 * MiB, seed=1)

@@ -159,3 +159,15 @@ def test_bad_writer_chunk_size_and_retry_codes(driver_conf: Callable[..., cfg.Co
         GoogleBackupDriver(driver_conf(writer_chunk_size=1000)).check_for_setup_error()
     with pytest.raises(exceptions.DriverSetupError, match="'abc' is not an HTTP status code"):
         GoogleBackupDriver(driver_conf(retry_error_codes=["abc"])).check_for_setup_error()
+
+
+def test_driver_show_masks_the_proxy_url(tmp_path: pathlib.Path) -> None:
+    from clitools import Ashvault
+
+    av = Ashvault(tmp_path)
+    av.write_conf("backup_gcs_bucket = b-masked\nbackup_gcs_proxy_url = http://user:s3cret@127.0.0.1:1/\n",
+                  driver="gcs")
+    res = av("driver", "show", "google", "-f", "json")
+    shown = json.loads(res.out)
+    assert shown["options"]["proxy_url"] == "****" and "s3cret" not in res.out + res.err
+    assert shown["options"]["container"] == "b-masked"
