@@ -114,7 +114,9 @@ class GoogleObjectStore(ObjectStore):
     **Integrity.** Uploads carry the object's CRC32C (or MD5) to the server, which refuses a body that does not
     match it; the checksum the server answers must equal ours too. Downloads are read whole in one request and
     checked against the checksum the server sends (a ranged read would lose it); a mismatch is a transient
-    ``DataCorruption`` and is retried.
+    ``DataCorruption`` and is retried. The body is taken in one read (``single_shot_download``) rather than the
+    client's default 8 KiB pieces: objects are at most ``object_size`` and wanted whole anyway, and it saves
+    most of the client's CPU per byte.
 
     **Preconditions.** Every upload is conditional, so it is idempotent (Google's
     ``ConditionalRetryPolicy`` then lets the client retry it) and never silently replaces a concurrent writer's
@@ -321,7 +323,7 @@ class GoogleObjectStore(ObjectStore):
         blob = bucket.blob(name)
         data = self._call(f"download {container}/{name}",
                           lambda: blob.download_as_bytes(checksum=self.checksum, retry=self._retry(),
-                                                         timeout=self.timeout),
+                                                         timeout=self.timeout, single_shot_download=True),
                           container, name)
         if blob.generation is not None:
             self._remember(container, name, blob.generation)
