@@ -105,9 +105,10 @@ class GoogleObjectStore(ObjectStore):
     last piece the server confirmed. What still fails is translated: transient failures become
     ``TransientDriverError``, which the core's ``RetryingObjectStore`` retries ``retry_attempts`` times (2 by
     default for this driver, 2 s apart) from the start of the object. So one object is tried at most
-    ``(num_retries + 1) * retry_attempts`` times (8 with the defaults), over about ``2 * (1 + 2 + 4) + 2`` = 16 s
-    of waiting: enough for a restart of the endpoint or a burst of 429s, and never the 5 x 3 tries of both layers'
-    defaults multiplied. Permanent errors pass both layers at once: 401 and credential failures are
+    ``(num_retries + 1) * retry_attempts`` times (8 with the defaults), with at most ``2 * (1 + 2 + 4) + 2.5``
+    = 16.5 s of waiting (the client draws each wait at random up to 1, 2, 4 s; half that on average): enough for
+    a restart of the endpoint or a burst of 429s, and never the core's default 5 tries each wrapped around the
+    client's default 120 s of retrying. Permanent errors pass both layers at once: 401 and credential failures are
     ``AuthenticationFailed``, 403 ``PermissionDenied``, 404 ``ObjectNotFound`` (``ContainerNotFound`` for a
     bucket), 412 a conflict (below), any other 4xx a ``DriverError``.
 
