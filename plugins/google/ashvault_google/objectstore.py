@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -27,6 +28,8 @@ ALWAYS_RETRIED = frozenset({408, 429, 500, 502, 503, 504})
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,61}[a-z0-9]$")
 _CONTENT_TYPE = "application/octet-stream"
+_MULTIPART_LIMIT = 8 << 20
+"""Google's client sends an object of at most this many bytes in one multipart request, larger ones resumable."""
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -74,6 +77,22 @@ def network_reason(exc: BaseException) -> str:
 def one_line(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quiet_request_logging() -> None:
+    """Stop google-auth from parsing every request and response body for a debug line that is never shown.
+
+    google-auth's ``AuthorizedSession`` calls ``request_log``/``response_log`` around every request; when its
+    logger is enabled for DEBUG they decode the whole body as UTF-8 and JSON (a failed decode copies it into the
+    exception) and run ``response.json()`` on every download. cliff sets the root logger to DEBUG, so in the shell
+    that was on for every object: about 2 CPU seconds per GiB backed up (``py-spy``: the largest leaf of a backup
+    was ``_parse_request_body``). The records go nowhere anyway: google-auth stops the ``google`` logger from
+    propagating unless someone configured it. So unless the ``google`` logger or the transport's own logger was
+    configured, the transport's logger is set to INFO.
+    """
+    base, transport = logging.getLogger("google"), logging.getLogger("google.auth.transport.requests")
+    if base.level == logging.NOTSET and not base.handlers and transport.level == logging.NOTSET:
+        transport.setLevel(logging.INFO)
 
 
 class _Tries:
@@ -147,6 +166,7 @@ class GoogleObjectStore(ObjectStore):
         self._lock = threading.Lock()
         self._generations: dict[tuple[str, str], int] = {}
         self._known: set[str] = set()
+        quiet_request_logging()
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -279,11 +299,17 @@ class GoogleObjectStore(ObjectStore):
         blob = bucket.blob(name, chunk_size=self.chunk_size)
         what = f"upload {container}/{name}"
 
+        # A resumable upload sends our CRC32C in the object's metadata for the server to check, so the client need
+        # not compute it again (we compare the server's answer below); a multipart one takes no value, so the
+        # client computes it there (8 MiB at most).
+        crc32c = self.checksum == "crc32c"
+        ours = crc32c and len(data) > _MULTIPART_LIMIT
+
         def upload() -> bool:
             try:
                 blob.upload_from_string(
-                    data, content_type=_CONTENT_TYPE, if_generation_match=generation, checksum=self.checksum,
-                    crc32c_checksum_value=digest if self.checksum == "crc32c" else None,
+                    data, content_type=_CONTENT_TYPE, if_generation_match=generation,
+                    checksum=None if ours else self.checksum, crc32c_checksum_value=digest if crc32c else None,
                     retry=self._upload_retry(), timeout=self.timeout)
             except api_exceptions.PreconditionFailed:
                 return False

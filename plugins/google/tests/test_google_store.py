@@ -8,6 +8,8 @@ tested against fake-gcs-server, which honours ``if_generation_match``; gcp-stora
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -161,3 +163,48 @@ def test_resumable_upload_in_pieces_survives_a_503_on_one_piece(new_store: NewSt
     assert _hits(proxy, 503) == 1
     assert sum(1 for m, p, s in proxy.seen if m == "PUT" and s in (200, 308)) >= 10, "sent in 1 MiB pieces"
     assert store.get_object(bucket, "pieces") == data
+
+
+def test_a_resumable_upload_carries_our_crc32c_and_a_wrong_one_is_refused(new_store: NewStore,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over 8 MiB the client does not compute the CRC32C again: the value we send is what the server checks."""
+    store, bucket = new_store(), _bucket()
+    store.put_container(bucket)
+    data = os.urandom((8 << 20) + 1)
+    monkeypatch.setattr(store, "_digest", lambda _data: base64.b64encode(b"\0\0\0\1").decode())
+    with pytest.raises(exceptions.DriverError, match="HTTP 400"):
+        store.put_object(bucket, "wrong", data)
+    assert store.list_objects(bucket) == []
+    monkeypatch.undo()
+    store.put_object(bucket, "right", data)
+    assert store.get_object(bucket, "right") == data
+
+
+def test_request_bodies_are_not_parsed_for_debug_logging(new_store: NewStore, monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """cliff sets the root logger to DEBUG; google-auth would then decode every body it sends or receives."""
+    from google.auth import _helpers
+
+    parsed: list[int] = []
+    real = _helpers._parse_request_body
+    monkeypatch.setattr(_helpers, "_parse_request_body",
+                        lambda body, **kw: parsed.append(len(body or b"")) or real(body, **kw))
+    root, google = logging.getLogger(), logging.getLogger("google")
+    transport = logging.getLogger("google.auth.transport.requests")
+    saved, handler = (root.level, transport.level), logging.NullHandler()
+    monkeypatch.setattr(google, "handlers", [])  # nobody configured google's loggers (pytest may have)
+    root.setLevel(logging.DEBUG)
+    transport.setLevel(logging.NOTSET)
+    try:
+        store, bucket = new_store(), _bucket()
+        store.put_container(bucket)
+        store.put_object(bucket, "big", os.urandom(9 << 20))
+        assert store.get_object(bucket, "big") and parsed == []
+        google.addHandler(handler)  # someone configured google's loggers: their debug lines stay
+        transport.setLevel(logging.NOTSET)
+        new_store().list_objects(bucket)
+        assert parsed, "google-auth's debug logging is left alone when the google logger is configured"
+    finally:
+        google.removeHandler(handler)
+        root.setLevel(saved[0])
+        transport.setLevel(saved[1])
