@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import re
 import threading
@@ -30,6 +31,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,61}[a-z0-9]$")
 _CONTENT_TYPE = "application/octet-stream"
 _MULTIPART_LIMIT = 8 << 20
 """Google's client sends an object of at most this many bytes in one multipart request, larger ones resumable."""
+_CRC_PIECE = 256 << 10
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -95,6 +97,46 @@ def quiet_request_logging() -> None:
         transport.setLevel(logging.INFO)
 
 
+def crc32c_of(data: bytes | memoryview) -> int:
+    """CRC32C of any contiguous buffer.
+
+    google-crc32c takes only buffers that need no release (``bytes``), so a view is checksummed in 256 KiB copies:
+    they reuse the same warm heap memory, where one copy of a whole object would fault in fresh pages (2.5 times
+    the CPU for a 50 MiB object here).
+    """
+    if isinstance(data, bytes):
+        return int(google_crc32c.value(data))
+    view, crc = memoryview(data).cast("B"), 0
+    for at in range(0, len(view), _CRC_PIECE):
+        crc = google_crc32c.extend(crc, bytes(view[at : at + _CRC_PIECE]))
+    return int(crc)
+
+
+class _ViewReader:
+    """A read-only file over a buffer whose reads are views of it, not copies.
+
+    Google's resumable upload reads each piece with ``read`` and hands it to requests, whose urllib3 sends any
+    buffer with ``socket.sendall``; a failed piece is resent after a ``seek`` to where the server stopped.
+    """
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+
+    def read(self, size: int = -1) -> memoryview:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        piece, self._pos = self._view[self._pos : end], max(self._pos, end)
+        return piece
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+
 class _Tries:
     """The retry predicate: transient failures, at most ``retries`` times for one operation.
 
@@ -145,7 +187,13 @@ class GoogleObjectStore(ObjectStore):
     so in practice every upload is a create. When the server answers 412, the object is read back: if it holds
     exactly our bytes (an earlier try of ours landed, though its answer was lost), that counts as success;
     otherwise it is a permanent ``DriverError`` naming the other generation, and nothing is overwritten.
+
+    **Buffers.** ``put_object`` takes the engine's views of what it read (``accepts_buffers``): an object over
+    8 MiB goes as one resumable upload whose body is sent from that memory, never copied into ``bytes`` first;
+    with ``chunk_size`` unset, that is one request for the bytes after the one that opens the session.
     """
+
+    accepts_buffers = True
 
     def __init__(self, client: storage.Client, *, create_containers: bool = True, location: str | None = None,
                  storage_class: str | None = None, check_container: str | None = None, num_retries: int = 3,
@@ -230,11 +278,11 @@ class GoogleObjectStore(ObjectStore):
             else:
                 self._generations[(container, name)] = int(generation)
 
-    def _digest(self, data: bytes) -> str:
+    def _digest(self, data: bytes | memoryview) -> str:
         if self.checksum == "md5":
             raw = hashlib.md5(data, usedforsecurity=False).digest()
         else:
-            raw = google_crc32c.value(data).to_bytes(4, "big")
+            raw = crc32c_of(data).to_bytes(4, "big")
         return base64.b64encode(raw).decode()
 
     def _server_digest(self, blob: storage.Blob) -> str | None:
@@ -290,10 +338,12 @@ class GoogleObjectStore(ObjectStore):
             self._remember(container, name, generation)
         return sorted(name for name, _gen in found)
 
-    def put_object(self, container: str, name: str, data: bytes) -> None:
+    def put_object(self, container: str, name: str, data: bytes | memoryview) -> None:
         bucket, name = self._bucket(container), check_name(name)
-        data = bytes(data)
-        digest = self._digest(data)
+        view = data if isinstance(data, bytes) else memoryview(data).cast("B")
+        if len(view) <= _MULTIPART_LIMIT:
+            view = bytes(view)  # one multipart request, built by joining bytes
+        digest = self._digest(view)
         with self._lock:
             generation = self._generations.get((container, name), 0)
         blob = bucket.blob(name, chunk_size=self.chunk_size)
@@ -303,14 +353,16 @@ class GoogleObjectStore(ObjectStore):
         # not compute it again (we compare the server's answer below); a multipart one takes no value, so the
         # client computes it there (8 MiB at most).
         crc32c = self.checksum == "crc32c"
-        ours = crc32c and len(data) > _MULTIPART_LIMIT
+        ours = crc32c and len(view) > _MULTIPART_LIMIT
 
         def upload() -> bool:
             try:
-                blob.upload_from_string(
-                    data, content_type=_CONTENT_TYPE, if_generation_match=generation,
-                    checksum=None if ours else self.checksum, crc32c_checksum_value=digest if crc32c else None,
-                    retry=self._upload_retry(), timeout=self.timeout)
+                stream = io.BytesIO(view) if isinstance(view, bytes) else _ViewReader(view)
+                blob.upload_from_file(
+                    stream, size=len(view), content_type=_CONTENT_TYPE,
+                    if_generation_match=generation, checksum=None if ours else self.checksum,
+                    crc32c_checksum_value=digest if crc32c else None, retry=self._upload_retry(),
+                    timeout=self.timeout)
             except api_exceptions.PreconditionFailed:
                 return False
             return True
@@ -320,16 +372,16 @@ class GoogleObjectStore(ObjectStore):
         except exceptions.ObjectNotFound:
             raise exceptions.ContainerNotFound(container=container) from None
         if not done:
-            blob = self._settle_conflict(bucket, name, data, digest, generation, what)
+            blob = self._settle_conflict(bucket, name, len(view), digest, generation, what)
         self._remember(container, name, blob.generation)
         stored = self._server_digest(blob)
         if stored is not None and stored != digest:
             raise exceptions.TransientDriverError(
                 reason=f"{what}: the server stored {self.checksum} {stored}, the data sent has {digest}")
 
-    def _settle_conflict(self, bucket: storage.Bucket, name: str, data: bytes, digest: str, generation: int,
+    def _settle_conflict(self, bucket: storage.Bucket, name: str, size: int, digest: str, generation: int,
                          what: str) -> storage.Blob:
-        """After a 412: success when the object already holds exactly ``data``, else a permanent conflict."""
+        """After a 412: success when the object already holds exactly our bytes, else a permanent conflict."""
         current = self._call(f"{what} (read back after 412)",
                              lambda: bucket.get_blob(name, retry=self._retry(), timeout=self.timeout),
                              bucket.name, name)
@@ -337,7 +389,7 @@ class GoogleObjectStore(ObjectStore):
             self._remember(bucket.name, name, None)
             raise exceptions.TransientDriverError(
                 reason=f"{what}: generation {generation} was deleted by another writer meanwhile")
-        if current.size == len(data) and self._server_digest(current) == digest:
+        if current.size == size and self._server_digest(current) == digest:
             return current
         self._remember(bucket.name, name, current.generation)
         expected = f"generation {generation}" if generation else "no object"

@@ -154,12 +154,15 @@ def test_uploads_carry_a_checksum_the_server_checks(new_store: NewStore, proxy: 
     assert all("ifGenerationMatch=0" in p for p in uploads if "uploadType=" in p)
 
 
-def test_resumable_upload_in_pieces_survives_a_503_on_one_piece(new_store: NewStore, proxy: Any) -> None:
+@pytest.mark.parametrize("as_view", [False, True], ids=["bytes", "view"])
+def test_resumable_upload_in_pieces_survives_a_503_on_one_piece(new_store: NewStore, proxy: Any, as_view: bool
+                                                                 ) -> None:
+    """A view (accepts_buffers) is sent from its memory: the piece after the 503 is found again by seeking it."""
     store, bucket = new_store(proxy.url, chunk_size=1 << 20), _bucket()
     store.put_container(bucket)
     data = os.urandom((9 << 20) + 12345)
     proxy.fail("PUT", r"upload_id=", 503, times=1)
-    store.put_object(bucket, "pieces", data)
+    store.put_object(bucket, "pieces", memoryview(bytearray(b"-" + data))[1:] if as_view else data)
     assert _hits(proxy, 503) == 1
     assert sum(1 for m, p, s in proxy.seen if m == "PUT" and s in (200, 308)) >= 10, "sent in 1 MiB pieces"
     assert store.get_object(bucket, "pieces") == data
