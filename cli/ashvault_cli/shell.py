@@ -66,11 +66,6 @@ class AshvaultApp(App):
     def configure_logging(self) -> None:
         """Quiet by default; ``-v`` shows ashvault's own INFO lines, ``-vv`` every library's DEBUG lines too."""
         root = logging.getLogger("")
-        root.setLevel(logging.DEBUG)
-        if self.options.log_file:
-            handler = logging.FileHandler(self.options.log_file)
-            handler.setFormatter(logging.Formatter(self.LOG_FILE_MESSAGE_FORMAT))
-            root.addHandler(handler)
         console = logging.StreamHandler(self.stderr)
         console.setFormatter(logging.Formatter(self.CONSOLE_MESSAGE_FORMAT))
         verbose = self.options.verbose_level  # 1 unless -v (2, 3, ...) or -q (0)
@@ -82,6 +77,14 @@ class AshvaultApp(App):
         else:
             console.setLevel(logging.WARNING)
         root.addHandler(console)
+        # The root logger's level is the lowest any handler shows, never DEBUG for nothing: libraries that see DEBUG
+        # enabled do the work of their debug lines (google-auth parsed every request body it sent).
+        root.setLevel(console.level)
+        if self.options.log_file:
+            handler = logging.FileHandler(self.options.log_file)
+            handler.setFormatter(logging.Formatter(self.LOG_FILE_MESSAGE_FORMAT))
+            root.addHandler(handler)
+            root.setLevel(logging.DEBUG)
 
     def run_subcommand(self, argv: list[str]) -> int:
         self._usage_error = False

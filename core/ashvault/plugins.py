@@ -30,6 +30,7 @@ DISTRIBUTIONS = {
         "nfs": "ashvault-posix",
         "glusterfs": "ashvault-posix",
         "swift": "ashvault-swift",
+        "google": "ashvault-google",
         "ceph": "ashvault-ceph",
         "tsm": "ashvault-tsm",
     },
@@ -40,13 +41,16 @@ DISTRIBUTIONS = {
 repository (or, for ``zstd``, on PyPI) provides today. A name enters when its driver does, never before."""
 
 FOLDERS = {"ashvault-posix": "plugins/posix_nfs_gluster", "ashvault-swift": "plugins/swift",
-           "ashvault-ceph": "plugins/ceph", "ashvault-tsm": "plugins/tsm"}
+           "ashvault-google": "plugins/google", "ashvault-ceph": "plugins/ceph", "ashvault-tsm": "plugins/tsm"}
 """Where each of this repository's distributions lives in it: they are not on a package index yet, so the hint
 names the folder to install from."""
 
 CINDER_MODULES = {"gcs": "google", "google": "google", "posix": "posix", "nfs": "nfs", "glusterfs": "glusterfs",
                   "swift": "swift", "ceph": "ceph", "tsm": "tsm", "s3": "s3"}
 """Cinder's driver module names (``cinder.backup.drivers.<module>``) and the ashvault driver each maps to."""
+
+DRIVER_ALIASES = {"gcs": "google"}
+"""Other names ``backup_driver`` accepts for a driver (Cinder's short module names)."""
 
 
 def driver_name(value: str) -> str:
@@ -56,7 +60,7 @@ def driver_name(value: str) -> str:
     """
     value = value.strip()
     if "." not in value:
-        return value
+        return DRIVER_ALIASES.get(value, value)
     parts = value.split(".")
     if "drivers" in parts:
         idx = parts.index("drivers")

@@ -49,6 +49,7 @@ def test_bad_names(name: str) -> None:
     ("cinder.backup.drivers.posix.PosixBackupDriver", "posix"),
     ("cinder.backup.drivers.swift", "swift"),
     ("cinder.backup.drivers.gcs.GoogleBackupDriver", "google"),
+    ("gcs", "google"),
     ("cinder.backup.drivers.ceph.CephBackupDriver", "ceph"),
     ("cinder.backup.drivers.tsm.TSMBackupDriver", "tsm"),
 ])

@@ -1,0 +1,1 @@
+"""ashvault driver for Google Cloud Storage (google-cloud-storage, through its own retry and checksum support)."""
