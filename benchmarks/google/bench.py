@@ -145,7 +145,8 @@ def main() -> int:
         vol = str(work / "volume.img")
         write_volume(vol, size)
         conf = work / "ashvault.conf"
-        conf.write_text(f"[DEFAULT]\nashvault_state_path = {work / 'state'}\nbackup_driver = google\n\n[backup_google]\n"
+        conf.write_text(f"[DEFAULT]\nashvault_state_path = {work / 'state'}\nbackup_driver = google\n\n"
+                        "[backup_google]\n"
                         f"anonymous = true\nendpoint = {emulator.url}\nproject_id = bench\ncontainer = bench\n"
                         f"writer_chunk_size = {chunk or -1}\n"
                         + "".join(f"{kv.replace('=', ' = ', 1)}\n" for kv in args.set))
