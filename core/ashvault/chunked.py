@@ -37,6 +37,11 @@ from ashvault.sources import VolumeReader, VolumeWriter
 TAG = "chunked/1"
 
 
+def pipeline_threads(conf: cfg.ConfigOpts) -> int:
+    """Threads of the backup pipeline: ``backup_pipeline_threads``, or one per CPU."""
+    return int(conf.backup_pipeline_threads or os.cpu_count() or 2)
+
+
 @dataclasses.dataclass
 class ChunkedFormat:
     """Backups in ashvault's native format in ``store``: the handler of the ``chunked/1`` tag."""
@@ -53,7 +58,7 @@ class ChunkedFormat:
             object_size=opts.object_size,
             block_size=opts.block_size,
             compressor=get_compressor(conf.backup_compression_algorithm, conf.backup_compression_level),
-            threads=conf.backup_pipeline_threads or os.cpu_count() or 2,
+            threads=pipeline_threads(conf),
             transfers=opts.max_transfers,
         )
         return cls(driver.store, settings, driver.default_container or "volumebackups")

@@ -15,7 +15,7 @@ from oslo_config import cfg
 from requests.adapters import HTTPAdapter
 
 from ashvault import exceptions
-from ashvault.chunked import ChunkedBackupDriver
+from ashvault.chunked import ChunkedBackupDriver, pipeline_threads
 from ashvault.objectstore import ObjectStore
 from ashvault_google import opts
 from ashvault_google.objectstore import GoogleObjectStore, parse_codes
@@ -91,7 +91,7 @@ class GoogleBackupDriver(ChunkedBackupDriver):
                 reason=f"[{self.option_group}] writer_chunk_size ({chunk}) must be -1 or a multiple of 262144")
         codes = parse_codes(o.retry_error_codes or [])
         return GoogleObjectStore(
-            make_client(o, pool_size=max(8, o.max_transfers + self._threads())),
+            make_client(o, pool_size=max(8, o.max_transfers + pipeline_threads(self.conf))),
             create_containers=self.conf.backup_create_containers,
             location=o.bucket_location,
             storage_class=o.storage_class,
