@@ -96,10 +96,13 @@ def test_a_dead_workers_job_is_marked_error_by_another(site: Site, tmp_path: pat
     a.j("volume", "register", "v0", path)
     site.wait_up(a, 2)
     earlier = a.j("backup", "create", "v0")
-    before = {p.name for p in site.backups.rglob("*") if p.is_file()}
+    def stored() -> set[str]:
+        return {str(p.relative_to(site.backups)) for p in site.backups.rglob("*") if p.is_file()}
+
+    before = stored()
     running = a.j("backup", "create", "v0", "--no-wait")
-    wait_for("objects of the running backup",
-             lambda: {p.name for p in site.backups.rglob("*") if p.is_file()} - before)
+    wait_for("objects of the running backup", poll=0.05,
+             check=lambda: {p for p in stored() - before if "/.tmp-" not in p})
     doomed.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     doomed.wait(timeout=30)
@@ -110,7 +113,7 @@ def test_a_dead_workers_job_is_marked_error_by_another(site: Site, tmp_path: pat
     catalog.close()
     shown = a.j("backup", "show", running["id"])
     assert "no heartbeat" in shown["fail_reason"] and "hostA" in shown["fail_reason"]
-    assert {p.name for p in site.backups.rglob("*") if p.is_file()} == before, "what it wrote is removed"
+    assert stored() == before, "what it wrote is removed"
     assert a.j("volume", "show", "v0")["status"] == "available"
     statuses = {s["host"]: s["status"] for s in site.services(a)}
     assert statuses == {"hostA": "down", "hostB": "up"}
