@@ -4,12 +4,14 @@ backup directory, with real ``ashvault-backup`` processes started from it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -122,3 +124,38 @@ class Site:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+class PrivatePostgreSQL:
+    """A PostgreSQL cluster of the test's own (so restarting it disturbs nobody), on ``port``."""
+
+    def __init__(self, port: int = 55432) -> None:
+        versions = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not versions or not shutil.which("runuser"):
+            message = "PostgreSQL's server programs are not installed; scripts/services/postgresql.sh installs them"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        self.bin = versions[-1].parent
+        self.port = port
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ashvault-pg-"))
+        shutil.chown(self.dir, "postgres", "postgres")
+        self._pg("initdb", "-D", str(self.dir / "data"), "--auth=trust", "-U", "postgres")
+        self.start()
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def _pg(self, program: str, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / program), *args], check=True,
+                       capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "start", "-o",
+                 f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off")
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -72,6 +72,7 @@ class Catalog:
         self._idle_lock = threading.Lock()
         self._closed = False
         self._lock_dir = lock_dir
+        self._opened = False
         self.migrate()
 
     # connections
@@ -81,12 +82,16 @@ class Catalog:
             if self.kind == "postgresql":
                 import psycopg
 
-                return psycopg.connect(self._target, autocommit=True)
+                conn = psycopg.connect(self._target, autocommit=True, connect_timeout=10)
+                self._opened = True
+                return conn
             conn = sqlite3.connect(self._target, timeout=60, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 60000")
             conn.execute("PRAGMA journal_mode = WAL")
             return conn
         except self._errors as exc:
+            if self._opened:  # it answered before: the database is away, not misconfigured
+                raise exceptions.CatalogError(reason=f"cannot reach the catalog: {_message(exc)}") from exc
             raise exceptions.ConfigurationError(reason=f"cannot open the catalog: {_message(exc)}") from exc
 
     @contextlib.contextmanager

@@ -175,8 +175,10 @@ class Worker:
         backup in error rather than half recorded."""
 
         def record() -> None:
-            if isinstance(exc, exceptions.CatalogError):
-                resolve(self.manager, job, f"the catalog failed during the job: {text}")
+            # A backup still creating (or a restore still restoring) after its job failed is half recorded: the
+            # catalog failed under the manager before it could say so.
+            if job.kind != Kind.DELETE or isinstance(exc, exceptions.CatalogError):
+                resolve(self.manager, job, f"the job failed: {text}")
             self.catalog.end_job(rec.id, self.id, JobState.ERROR, encode_error(exc, text))
 
         self._retry(record)
