@@ -94,7 +94,6 @@ class Worker:
         self._server: Any = None
         self._transport: Any = None
         self._sender: messaging.Sender | None = None
-        self._beat: threading.Thread | None = None
 
     # life
 
@@ -107,8 +106,8 @@ class Worker:
         self._server = om.get_rpc_server(self._transport, target, [Endpoint(self)], executor="threading",
                                          access_policy=om.rpc.DefaultRPCAccessPolicy)
         self._server.start()
-        self._beat = threading.Thread(target=self._beat_loop, name="ashvault-heartbeat", daemon=True)
-        self._beat.start()
+        for target, name in ((self._beat_loop, "ashvault-heartbeat"), (self._watch_loop, "ashvault-watch")):
+            threading.Thread(target=target, name=name, daemon=True).start()
         LOG.info("worker %s: listening on %s and %s.%s", self.id, messaging.TOPIC, messaging.TOPIC, self.host)
 
     def stop(self) -> None:
@@ -216,16 +215,24 @@ class Worker:
         self.catalog.heartbeat(self.id, jobs_running=len(self.running()), **fields)
 
     def _beat_loop(self) -> None:
-        interval = self.conf.report_interval
-        while not self._stopping.wait(interval):
+        """Heartbeats, in a thread of their own so that resolving others' jobs never delays them."""
+        self._every(self._heartbeat, "heartbeat")
+
+    def _watch_loop(self) -> None:
+        def watch() -> None:
+            self.take_over()
+            self.resend()
+
+        self._every(watch, "watch")
+
+    def _every(self, action: Any, what: str) -> None:
+        while not self._stopping.wait(self.conf.report_interval):
             try:
-                self._heartbeat()
-                self.take_over()
-                self.resend()
+                action()
             except exceptions.CatalogError as exc:
                 LOG.warning("worker %s: the catalog did not answer (%s); trying again", self.id, exc)
             except Exception:
-                LOG.exception("worker %s: heartbeat failed", self.id)
+                LOG.exception("worker %s: %s failed", self.id, what)
 
     def take_over(self) -> list[str]:
         """Mark error the running jobs of workers that are down (or stopped), once each; returns their ids."""
