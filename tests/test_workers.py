@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from clitools import MiB, one_line_error, sha256
+from clitools import Ashvault, MiB, one_line_error, sha256
 from workertools import Site, rabbit_vhost, wait_for
 
 from ashvault.testing import volumes
@@ -76,10 +76,7 @@ def test_a_worker_runs_each_job_once_and_stops_gracefully(site: Site, tmp_path: 
     assert [s["status"] for s in site.services(slow)] == ["stopped", "stopped"]
 
 
-def test_no_wait_needs_workers(av: object, tmp_path: pathlib.Path) -> None:
-    from clitools import Ashvault
-
-    assert isinstance(av, Ashvault)
+def test_no_wait_needs_workers(av: Ashvault, tmp_path: pathlib.Path) -> None:
     path = volumes.write_mixed(str(tmp_path / "v.img"), 4 * MiB, seed=2, run=MiB)
     av.j("volume", "register", "v", path)
     err = one_line_error(av("backup", "create", "v", "--no-wait", ok=False))
@@ -147,3 +144,32 @@ def test_file_volumes_go_to_their_hosts_workers_and_others_to_any(site: Site, tm
     site.stop(site.workers[0][0])
     b.j("backup", "verify", ids_a[0])
     assert f"verify of backup {ids_a[0]}" in site.workers[1][1].read_text()
+
+
+def test_a_job_is_claimed_by_exactly_one_of_many_racing_workers(pg_url: str, tmp_path: pathlib.Path) -> None:
+    import threading
+
+    from ashvault.catalog import Catalog, JobRecord
+
+    catalogs = [Catalog(pg_url, lock_dir=str(tmp_path)) for _ in range(8)]
+    try:
+        for n in range(5):
+            catalogs[0].add(JobRecord(id=f"job-{n}", kind="verify", backup_id=f"b{n}", body="{}"))
+            start = threading.Barrier(len(catalogs))
+            won: list[int] = []
+
+            def claim(i: int, n: int = n, start: threading.Barrier = start, won: list[int] = won) -> None:
+                start.wait()
+                if catalogs[i].claim_job(f"job-{n}", f"worker-{i}"):
+                    won.append(i)
+
+            threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(catalogs))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(won) == 1
+            assert catalogs[0].get_job(f"job-{n}").worker == f"worker-{won[0]}"
+    finally:
+        for c in catalogs:
+            c.close()
