@@ -20,7 +20,7 @@ from typing import Any
 from oslo_config import cfg
 
 from ashvault import accounting, cinder, exceptions, formats, retention
-from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
+from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.chunked import ChunkedFormat
 from ashvault.conf import make_config
@@ -65,9 +65,17 @@ class API:
         self.catalog = Catalog(url, lock_dir=os.path.join(state, "locks"))
         LOG.info("state in %s, catalog on %s, driver %s", state, self.catalog.kind, self.conf.backup_driver)
         self.manager = Manager(self.conf, self.catalog)
-        self.dispatcher = LocalDispatcher(self.manager.run, self.conf.backup_max_operations)
-        if cleanup:
-            self.recovered = self.manager.cleanup_incomplete()
+        self.remote = bool(self.conf.ashvault_transport_url)
+        self.dispatcher: Any
+        if self.remote:
+            # Jobs run in the ashvault-backup workers, which resolve each other's dead jobs themselves.
+            from ashvault.workers.dispatcher import RpcDispatcher
+
+            self.dispatcher = RpcDispatcher(self.conf, self.manager)
+        else:
+            self.dispatcher = LocalDispatcher(self.manager.run, self.conf.backup_max_operations)
+            if cleanup:
+                self.recovered = self.manager.cleanup_incomplete()
 
     def close(self) -> None:
         self.dispatcher.shutdown()
@@ -84,7 +92,7 @@ class API:
         location = os.path.join(self.conf.ashvault_volumes_dir, f"volume-{vid}.img")
         self.manager.source("file").create(location, size)
         vol = Volume(id=vid, name=name, description=description, location=location, source="file", managed=True,
-                     size=size, status=VolumeStatus.AVAILABLE)
+                     size=size, status=VolumeStatus.AVAILABLE, host=self.conf.host)
         self.catalog.add(vol)
         return vol
 
@@ -93,7 +101,7 @@ class API:
         src = self.manager.source(scheme)
         location = src.normalize(location)
         vol = Volume(id=str(uuid.uuid4()), name=name, description=description, location=location, source=scheme,
-                     managed=False, size=src.size(location), status=VolumeStatus.AVAILABLE)
+                     managed=False, size=src.size(location), status=VolumeStatus.AVAILABLE, host=self.conf.host)
         self.catalog.add(vol)
         return vol
 
@@ -143,7 +151,10 @@ class API:
         force: bool = False,
         progress: ProgressFn | None = None,
         on_wait: Callable[[], None] | None = None,
+        wait: bool = True,
     ) -> Backup:
+        """With ``wait`` false (workers only) it returns the record, still creating, once the job is sent."""
+        self._check_wait(wait)
         vol = self.catalog.get_volume(volume)
         driver = self.manager.driver()
         if container is not None:
@@ -175,23 +186,54 @@ class API:
         record = Backup(
             id=bid, volume_id=vol.id, name=name, description=description, container=container,
             parent_id=parent.id if parent else None, status=BS.CREATING, size=vol.size, service=driver.name,
-            format=fmt, object_count=0, stored_bytes=0, read_bytes=0, host=self.conf.host,
+            format=fmt, object_count=0, stored_bytes=0, read_bytes=0, host=None if self.remote else self.conf.host,
             availability_zone=self.conf.storage_availability_zone, data_timestamp=now, created_at=now,
             updated_at=now, deleted=False,
         )
         job = Job(Kind.BACKUP, bid, vol.id, {"volume_claimed": True})
-        return self._run(job, Observers(progress, on_wait), record=record, force=force)
+        done = self._run(job, Observers(progress, on_wait), record=record, force=force, wait=wait)
+        return done if wait else self.catalog.get_backup(bid)
+
+    def _check_wait(self, wait: bool) -> None:
+        if not wait and not self.remote:
+            raise exceptions.InvalidInput(
+                reason="--no-wait needs backup workers (ashvault_transport_url): without them the job runs in this command"
+            )
 
     def _run(self, job: Job, observers: Observers | None = None, *, record: Backup | None = None,
-             force: bool = False) -> Any:
-        """Admit ``job`` (its status visible under its lock), hand it to the dispatcher and wait for its end."""
+             force: bool = False, wait: bool = True) -> Any:
+        """Admit ``job`` (its status visible under its lock), hand it to the dispatcher and, with ``wait``, wait
+        for its end."""
         self.manager.admit(job, record, force=force)
         try:
             future = self.dispatcher.submit(job, observers)
         except BaseException:
             self.manager.abandon(job)
             raise
-        return future.result()
+        return future.result() if wait else None
+
+    # services
+
+    def service_list(self) -> list[dict[str, Any]]:
+        """The backup workers known to the catalog, each with its status (up, down, stopped)."""
+        from ashvault.workers.worker import service_status
+
+        down = self.conf.service_down_time
+        return [
+            {"id": s.id, "host": s.host, "binary": s.binary_name, "pid": s.pid, "status": service_status(s, down),
+             "heartbeat_at": s.heartbeat_at, "jobs_running": s.jobs_running}
+            for s in self.catalog.list_services()
+        ]
+
+    def backup_progress(self, backup_id: str) -> str | None:
+        """How far the backup's running worker job is ("37%"), from the catalog; None when none runs."""
+        jobs = self.catalog.list_jobs(backup_id=backup_id, state=JobState.ACTIVE)
+        if not jobs:
+            return None
+        job = jobs[-1]
+        if job.state == JobState.QUEUED:
+            return "queued"
+        return f"{100 * job.done_bytes // job.total_bytes}%" if job.total_bytes else "0%"
 
     def backup_restore(
         self,
@@ -202,7 +244,9 @@ class API:
         force: bool = False,
         progress: ProgressFn | None = None,
         on_wait: Callable[[], None] | None = None,
+        wait: bool = True,
     ) -> tuple[Backup, Volume]:
+        self._check_wait(wait)
         rec = self.catalog.get_backup(backup)
         if rec.status != BS.AVAILABLE:
             raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status}; only an available backup restores")
@@ -220,7 +264,8 @@ class API:
                     reason=f"volume {vol.name or vol.id} holds {vol.size} bytes, backup {rec.id} needs {rec.size}"
                 )
         try:
-            self._run(Job(Kind.RESTORE, rec.id, vol.id, {"volume_is_new": new}), Observers(progress, on_wait))
+            self._run(Job(Kind.RESTORE, rec.id, vol.id, {"volume_is_new": new}), Observers(progress, on_wait),
+                      wait=wait)
         except Exception:
             if new:
                 self.volume_delete(vol.id, force=True)

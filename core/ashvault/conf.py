@@ -76,6 +76,25 @@ core_opts = [
 DATABASE_GROUP = "ashvault_database"
 """The catalog's group. Not ``[database]``: in a cinder.conf that is Cinder's own database."""
 
+worker_opts = [
+    cfg.StrOpt("ashvault_transport_url", secret=True,
+               help="oslo.messaging URL of the message bus (rabbit://user:password@host:5672/vhost). Set, the "
+                    "ashvault command sends backups, restores, verifies and deletes to the ashvault-backup "
+                    "workers; unset, it runs them itself."),
+    cfg.IntOpt("backup_workers", default=1, min=1, help="Worker processes ashvault-backup starts on this host."),
+    cfg.IntOpt("report_interval", default=10, min=1,
+               help="Seconds between a worker's heartbeats in the catalog."),
+    cfg.IntOpt("service_down_time", default=60, min=1,
+               help="Seconds without a heartbeat after which a worker is down: another worker marks its jobs "
+                    "error and removes what they wrote."),
+    cfg.IntOpt("job_resend_interval", default=60, min=1,
+               help="Seconds a job may wait, queued and unclaimed, before a worker sends its message again (a "
+                    "restarted message bus may have lost it); a job runs once however often it is sent."),
+    cfg.IntOpt("graceful_shutdown_timeout", default=60, min=0,
+               help="Seconds a worker stopped with SIGTERM lets its jobs finish; jobs still running then are "
+                    "marked error and what they wrote is removed."),
+]
+
 database_opts = [
     cfg.StrOpt("connection", secret=True, sample_default="sqlite:///$ashvault_state_path/ashvault.sqlite",
                help="SQLAlchemy URL of the catalog (sqlite or postgresql); unset means SQLite under "
@@ -90,7 +109,7 @@ MAX_OBJECT_SIZE = 64 * MiB
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Options of the core, for oslo-config-generator (namespace ``ashvault``)."""
-    return [("DEFAULT", core_opts), (DATABASE_GROUP, database_opts)]
+    return [("DEFAULT", core_opts + worker_opts), (DATABASE_GROUP, database_opts)]
 
 
 def make_config(args: Sequence[str] = (), config_files: Sequence[str] | None = None) -> cfg.ConfigOpts:
@@ -99,6 +118,7 @@ def make_config(args: Sequence[str] = (), config_files: Sequence[str] | None = N
     logging.getLogger("oslo_config.cfg").setLevel(logging.ERROR)
     conf = cfg.ConfigOpts()
     conf.register_opts(core_opts)
+    conf.register_opts(worker_opts)
     conf.register_opts(database_opts, group=DATABASE_GROUP)
     if config_files is None:
         env = os.environ.get("ASHVAULT_CONFIG_FILE")

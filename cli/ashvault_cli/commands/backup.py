@@ -36,6 +36,14 @@ class KeyValue(argparse.Action):
         setattr(namespace, self.dest, found)
 
 
+def add_wait(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--wait", dest="wait", action="store_true", default=True,
+                       help="wait for the job to end, with a progress bar (the default)")
+    group.add_argument("--no-wait", dest="wait", action="store_false",
+                       help="return once the job is sent to the backup workers; 'backup show' follows it")
+
+
 class CreateBackup(ShowOne):
     """Back up a volume, in full or incrementally on top of its latest available backup."""
 
@@ -49,6 +57,7 @@ class CreateBackup(ShowOne):
                             help="store only what changed since the volume's latest available backup")
         parser.add_argument("--force", action="store_true",
                             help="back up even when the volume is not available (for example in error)")
+        add_wait(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
@@ -56,7 +65,7 @@ class CreateBackup(ShowOne):
         try:
             b = self.api.backup_create(args.volume, name=args.name, description=args.description,
                                        container=args.container, incremental=args.incremental, force=args.force,
-                                       progress=bar, on_wait=bar.waiting)
+                                       progress=bar, on_wait=bar.waiting, wait=args.wait)
         finally:
             bar.close()
         return BACKUP_COLUMNS, backup_row(b)
@@ -108,9 +117,10 @@ class ShowBackup(ShowOne):
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
         b = self.api.backup_get(args.backup)
         mine = self.api.storage_usage({b.volume_id}).backups.get(b.id) if b.status == BackupStatus.AVAILABLE else None
-        cols = (*BACKUP_COLUMNS, "unique_bytes", "shared_bytes")
+        cols = (*BACKUP_COLUMNS, "unique_bytes", "shared_bytes", "progress")
         return cols, backup_row(b, cols, unique_bytes=BytesColumn(mine and mine.unique_bytes),
-                                shared_bytes=BytesColumn(mine and mine.shared_bytes))
+                                shared_bytes=BytesColumn(mine and mine.shared_bytes),
+                                progress=self.api.backup_progress(b.id))
 
 
 class RestoreBackup(ShowOne):
@@ -131,6 +141,7 @@ class RestoreBackup(ShowOne):
         parser.add_argument("--volume", dest="volume_opt", metavar="VOLUME", help="same as the VOLUME argument")
         parser.add_argument("--name", help="name of the new volume (default restore_backup_<id>)")
         parser.add_argument("--force", action="store_true", help="overwrite an existing volume")
+        add_wait(parser)
         return parser
 
     creates_named_volume = True
@@ -148,7 +159,7 @@ class RestoreBackup(ShowOne):
         try:
             backup, vol = self.api.backup_restore(args.backup, volume, name=name,
                                                   force=args.force or self.overwrite_without_force,
-                                                  progress=bar, on_wait=bar.waiting)
+                                                  progress=bar, on_wait=bar.waiting, wait=args.wait)
         finally:
             bar.close()
         cols = ("backup_id", "volume_id", "volume_name", "volume_location", "volume_created", "size")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ashvault import exceptions
 from ashvault.catalog import schema
-from ashvault.catalog.models import Backup, BackupStatus, Volume, utcnow
+from ashvault.catalog.models import Backup, BackupStatus, JobRecord, JobState, Service, Volume, utcnow
 from ashvault.catalog.schema import BACKUPS, TABLES, VOLUMES
 from ashvault.catalog.sql import Dialect, Statement, Where
 from ashvault.locks import FileLock
@@ -29,7 +29,7 @@ _IDLE = 4
 _TIMES = {cls: table.of(datetime.datetime) for cls, table in TABLES.items()}
 _BOOLS = {cls: table.of(bool) for cls, table in TABLES.items()}
 
-R = TypeVar("R", Volume, Backup)
+R = TypeVar("R", Volume, Backup, JobRecord, Service)
 
 
 def _driver(url: str) -> tuple[str, str]:
@@ -72,6 +72,7 @@ class Catalog:
         self._idle_lock = threading.Lock()
         self._closed = False
         self._lock_dir = lock_dir
+        self._opened = False
         self.migrate()
 
     # connections
@@ -81,12 +82,16 @@ class Catalog:
             if self.kind == "postgresql":
                 import psycopg
 
-                return psycopg.connect(self._target, autocommit=True)
+                conn = psycopg.connect(self._target, autocommit=True, connect_timeout=10)
+                self._opened = True
+                return conn
             conn = sqlite3.connect(self._target, timeout=60, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 60000")
             conn.execute("PRAGMA journal_mode = WAL")
             return conn
         except self._errors as exc:
+            if self._opened:  # it answered before: the database is away, not misconfigured
+                raise exceptions.CatalogError(reason=f"cannot reach the catalog: {_message(exc)}") from exc
             raise exceptions.ConfigurationError(reason=f"cannot open the catalog: {_message(exc)}") from exc
 
     @contextlib.contextmanager
@@ -211,6 +216,10 @@ class Catalog:
             engine = sa.create_engine(self.url)
             try:
                 with engine.begin() as conn:
+                    if self.kind == "postgresql":
+                        # Hosts share the database, not the lock directory: alembic then reads the revision the
+                        # first of them left.
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7406110017)"))
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
             except sa.exc.SQLAlchemyError as exc:
@@ -220,7 +229,7 @@ class Catalog:
 
     # volumes
 
-    def add(self, record: Volume | Backup) -> None:
+    def add(self, record: Volume | Backup | JobRecord | Service) -> None:
         table = TABLES[type(record)]
         self._run(self._sql.insert(table, {name: getattr(record, name) for name in table.names}))
 
@@ -306,6 +315,56 @@ class Catalog:
 
     def purge_backup(self, backup_id: str) -> None:
         self._run(self._sql.delete(BACKUPS, {"id": backup_id}))
+
+    # jobs sent to workers, and the workers' services
+
+    def _set(self, cls: type, fields: dict[str, Any], where: Where) -> bool:
+        _, count = self._run(self._sql.update(TABLES[cls], fields, where))
+        return bool(count == 1)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        found = self._select(JobRecord, {"id": job_id})
+        if not found:
+            raise exceptions.NotFound(what=f"job '{job_id}'")
+        return found[0]
+
+    def list_jobs(self, *, state: str | Iterable[str] | None = None, backup_id: str | None = None,
+                  worker: str | None = None) -> list[JobRecord]:
+        where: dict[str, Any] = {}
+        if state is not None:
+            where["state"] = state if isinstance(state, str) else list(state)
+        if backup_id is not None:
+            where["backup_id"] = backup_id
+        if worker is not None:
+            where["worker"] = worker
+        return self._select(JobRecord, where, order=["created_at", "id"])
+
+    def claim_job(self, job_id: str, worker: str) -> bool:
+        """Move a queued job to running under ``worker``; False when another worker (or a copy) got it first."""
+        return self._set(JobRecord, {"state": JobState.RUNNING, "worker": worker, "claimed_at": utcnow()},
+                         {"id": job_id, "state": JobState.QUEUED})
+
+    def end_job(self, job_id: str, worker: str | None, state: str, result: str | None) -> bool:
+        """Finish a running job; with ``worker`` only if that worker still owns it."""
+        where: dict[str, Any] = {"id": job_id, "state": JobState.RUNNING}
+        if worker is not None:
+            where["worker"] = worker
+        return self._set(JobRecord, {"state": state, "result": result, "finished_at": utcnow()}, where)
+
+    def job_progress(self, job_id: str, done: int, total: int) -> None:
+        self._set(JobRecord, {"done_bytes": done, "total_bytes": total}, {"id": job_id})
+
+    def resend_job(self, job_id: str, sent_at: datetime.datetime) -> bool:
+        """Take the right to send a still-queued job again (one of the workers that saw it stale wins)."""
+        return self._set(JobRecord, {"sent_at": utcnow()}, {"id": job_id, "state": JobState.QUEUED,
+                                                              "sent_at": sent_at})
+
+    def heartbeat(self, service_id: str, **fields: Any) -> bool:
+        fields.setdefault("heartbeat_at", utcnow())
+        return self._set(Service, fields, {"id": service_id})
+
+    def list_services(self) -> list[Service]:
+        return self._select(Service, {}, order=["host", "created_at"])
 
 
 def _message(exc: BaseException) -> str:

@@ -43,6 +43,8 @@ class Volume:
     source: str = "file"
     managed: bool = False
     """Created by ashvault (its data is removed with the record) rather than registered."""
+    host: str | None = None
+    """The host that registered or created it: a host-local volume (a file) is served by that host's workers."""
     size: int = 0
     status: str = VolumeStatus.AVAILABLE
     created_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
@@ -89,3 +91,52 @@ class Backup:
     @property
     def props(self) -> dict[str, str]:
         return dict(json.loads(self.properties or "{}"))
+
+class JobState:
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    ACTIVE = (QUEUED, RUNNING)
+
+
+@dataclasses.dataclass(kw_only=True, eq=False)
+class JobRecord:
+    """A job sent to the backup workers (``ashvault_transport_url`` set): the catalog's copy is the truth, the message a hint.
+
+    A worker runs it only after moving it from queued to running with its own ``worker`` id in one conditional
+    update, so a message delivered twice runs once.
+    """
+
+    id: str
+    kind: str
+    backup_id: str
+    body: str
+    """The job as JSON (:meth:`ashvault.jobs.job.Job.to_json`)."""
+    topic_host: str | None = None
+    """Only workers of this host may run it (its volume is a file there); None: any worker."""
+    state: str = JobState.QUEUED
+    worker: str | None = None
+    """Id of the service running or having run it."""
+    done_bytes: int = 0
+    total_bytes: int = 0
+    result: str | None = None
+    """JSON: the outcome for the caller (a verify report), or the error's class and message."""
+    sent_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
+    created_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
+    claimed_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(kw_only=True, eq=False)
+class Service:
+    """One ``ashvault-backup`` worker process, with its heartbeat."""
+
+    id: str
+    host: str
+    binary_name: str
+    pid: int
+    stopped: bool = False
+    jobs_running: int = 0
+    heartbeat_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
+    created_at: datetime.datetime = dataclasses.field(default_factory=utcnow)

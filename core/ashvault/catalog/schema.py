@@ -18,7 +18,7 @@ import typing
 from typing import Any, NamedTuple
 
 from ashvault import exceptions
-from ashvault.catalog.models import Backup, Volume
+from ashvault.catalog.models import Backup, JobRecord, Service, Volume
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 VERSIONS = os.path.join(MIGRATIONS, "versions")
@@ -64,7 +64,9 @@ def _table(name: str, record: type) -> Table:
 
 VOLUMES = _table("volumes", Volume)
 BACKUPS = _table("backups", Backup)
-TABLES: dict[type, Table] = {Volume: VOLUMES, Backup: BACKUPS}
+JOBS = _table("jobs", JobRecord)
+SERVICES = _table("services", Service)
+TABLES: dict[type, Table] = {Volume: VOLUMES, Backup: BACKUPS, JobRecord: JOBS, Service: SERVICES}
 
 
 @functools.cache

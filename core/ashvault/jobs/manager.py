@@ -234,9 +234,9 @@ class Manager:
                 raise exceptions.BackupCancelled(reason="the backup was deleted while it ran")
             return self.catalog.get_backup(job.backup_id)
         finally:
-            self._release_volume(job, VS.BACKING_UP, VS.AVAILABLE)
             if slot is not None:
                 slot.release()
+            self._release_volume(job, VS.BACKING_UP, VS.AVAILABLE)
 
     def _finish_cancelled_backup(self, record: Backup) -> None:
         """A force delete stopped this backup: remove what it wrote and retire the record."""
@@ -266,13 +266,13 @@ class Manager:
                 handler.restore(self.info(record), writer, ctx, volume_is_new=new)
             ok = True
         finally:
+            if slot is not None:
+                slot.release()
             self.catalog.update_backup(job.backup_id, [BS.RESTORING], status=BS.AVAILABLE, restore_volume_id=None)
             self.catalog.set_volume_status(
                 job.volume_id or "", [VS.RESTORING],
                 VS.AVAILABLE if ok else (VS.ERROR if new else VS.ERROR_RESTORING),
             )
-            if slot is not None:
-                slot.release()
 
     def _delete(self, job: Job) -> None:
         record = self.catalog.get_backup(job.backup_id, deleted=True)

@@ -108,6 +108,8 @@ class VolumeSource(abc.ABC):
     """A kind of volume location, registered under ``ashvault.sources`` by its scheme."""
 
     scheme: ClassVar[str]
+    host_local: ClassVar[bool] = False
+    """Its volumes are reachable only from the host that registered them, so only that host's workers serve them."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf

@@ -137,6 +137,7 @@ class FileSource(VolumeSource):
     """Paths (``/var/lib/vols/a.img``, ``file:///dev/loop0``): regular files and block devices."""
 
     scheme = "file"
+    host_local = True
 
     def normalize(self, location: str) -> str:
         path = os.path.abspath(_path_of(location))

@@ -136,6 +136,11 @@ class PosixObjectStore(ObjectStore):
         self._drop_abandoned(directory)
         while directory != base and directory.startswith(base):
             try:
+                left = os.listdir(directory)
+                # Only temporaries left: those of a writer killed mid-object; their backup is going away too.
+                if left and all(n.startswith(_TMP) for n in left):
+                    for n in left:
+                        os.unlink(os.path.join(directory, n))
                 os.rmdir(directory)
             except OSError:
                 break

@@ -1,0 +1,1 @@
+"""Backup workers: ``ashvault-backup`` processes that run the jobs the API sends over oslo.messaging."""
