@@ -209,3 +209,21 @@ def test_many_threads_leave_few_connections_open(catalog: Catalog, request: pyte
             assert len(catalog._idle) <= 4
     catalog.close()
     assert settled(0) == 0
+
+
+def test_listing_backups_loads_neither_the_engine_nor_the_ciphers(tmp_path: pathlib.Path) -> None:
+    conf = tmp_path / "ashvault.conf"
+    conf.write_text(f"[DEFAULT]\nashvault_state_path = {tmp_path / 'state'}\n")
+    script = (
+        "import sys\nfrom ashvault_cli.shell import main\n"
+        f"main(['--config-file', {str(conf)!r}, 'backup', 'list', '-f', 'json'])\n"
+        "heavy = ('sqlalchemy', 'alembic', 'cryptography', 'blake3', 'zstandard', 'ashvault.engine', 'ashvault.chunked')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy))[:3], file=sys.stderr)\n"
+    )
+
+    def run() -> str:
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        return proc.stderr.strip().splitlines()[-1]
+
+    run()  # the first command migrates the new catalog
+    assert run() == "[]", "every command starts by listing; what it does not need must not load"

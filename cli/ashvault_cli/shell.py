@@ -16,7 +16,7 @@ from cliff.app import App
 from cliff.commandmanager import CommandManager
 from oslo_config import cfg
 
-from ashvault import __version__, exceptions, keys
+from ashvault import __version__, exceptions
 from ashvault.api import API
 from ashvault.conf import make_config
 
@@ -96,7 +96,11 @@ class AshvaultApp(App):
     def _ask_passphrase(self) -> None:
         """With encryption on and neither a key file nor $ASHVAULT_PASSPHRASE, the shell asks once, unechoed."""
         conf = self.conf
-        if conf.encryption == "none" or conf.encryption_key_file or os.environ.get(keys.PASSPHRASE_ENV):
+        if conf.encryption == "none" or conf.encryption_key_file:
+            return
+        from ashvault import keys  # cryptography loads only where encryption is on
+
+        if os.environ.get(keys.PASSPHRASE_ENV):
             return
         try:
             keys.remember_passphrase(getpass.getpass("ashvault: encryption passphrase: "))

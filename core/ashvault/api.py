@@ -22,7 +22,6 @@ from oslo_config import cfg
 from ashvault import accounting, cinder, exceptions, formats, retention
 from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
-from ashvault.chunked import ChunkedFormat
 from ashvault.conf import make_config
 from ashvault.driver import ProgressFn, VerifyReport
 from ashvault.jobs.dispatcher import LocalDispatcher
@@ -532,6 +531,8 @@ class API:
                 handler = self.manager.handler(b)
             except exceptions.ConfigurationError:
                 return None
+            from ashvault.chunked import ChunkedFormat
+
             assert isinstance(handler, ChunkedFormat)
             try:
                 return handler.object_usage(self.manager.info(b, with_parent=False))

@@ -31,10 +31,9 @@ from ashvault.engine.layout import (
     read_manifest_sized,
     volume_prefix,
 )
+from ashvault.formats import CHUNKED as TAG
 from ashvault.objectstore import ObjectStore, check_name
 from ashvault.sources import VolumeReader, VolumeWriter
-
-TAG = "chunked/1"
 
 
 def pipeline_threads(conf: cfg.ConfigOpts) -> int:

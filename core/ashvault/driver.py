@@ -27,7 +27,6 @@ from oslo_config import cfg
 from ashvault import exceptions
 from ashvault.objectstore import ObjectStore
 from ashvault.sources import VolumeReader, VolumeWriter
-from ashvault.wrappers import wrap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +198,8 @@ class BackupDriver(abc.ABC):
         if self._store is None:
             if not self.capabilities.object_store:
                 raise exceptions.NotSupported(reason=f"driver '{self.name}' offers no object store")
+            from ashvault.wrappers import wrap  # the wrappers load only once a store is made
+
             self._store = wrap(self.make_object_store(), self.conf, self.options)
         return self._store
 

@@ -15,13 +15,11 @@ verify, delete, export and import follow the recorded tag. No driver looks at ``
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from ashvault import cinder, exceptions
-from ashvault.chunked import TAG as CHUNKED
-from ashvault.chunked import ChunkedFormat
-from ashvault.cinder.handler import CinderChunkedFormat
 from ashvault.driver import BackupDriver, BackupInfo, BackupResult, JobContext, VerifyReport
 from ashvault.sources import VolumeReader, VolumeWriter
 
@@ -47,18 +45,34 @@ class Handler(Protocol):
 
 Factory = Callable[[BackupDriver], Handler]
 
-_FACTORIES: dict[str, Factory] = {}
+CHUNKED = "chunked/1"
+
+_FACTORIES: dict[str, Factory | str] = {}
 
 
-def register(tag: str, factory: Factory) -> None:
-    """Let backups tagged ``tag`` be read by ``factory(driver)`` (for a driver that offers an object store)."""
-    if tag in _FACTORIES and _FACTORIES[tag] is not factory:
+def register(tag: str, factory: Factory | str) -> None:
+    """Let backups tagged ``tag`` be read by ``factory(driver)`` (for a driver that offers an object store).
+
+    ``factory`` may be ``"module:Class.method"``, imported on first use: a command that never touches a backup's
+    data (``backup list``) then never imports the engine."""
+    if tag in _FACTORIES and _FACTORIES[tag] != factory:
         raise exceptions.ConfigurationError(reason=f"format '{tag}' is registered twice")
     _FACTORIES[tag] = factory
 
 
-register(CHUNKED, ChunkedFormat.for_driver)
-register(cinder.FORMAT, CinderChunkedFormat.for_driver)
+def _factory(tag: str) -> Factory | None:
+    found = _FACTORIES.get(tag)
+    if isinstance(found, str):
+        module, _, path = found.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        found = _FACTORIES[tag] = obj
+    return found
+
+
+register(CHUNKED, "ashvault.chunked:ChunkedFormat.for_driver")
+register(cinder.FORMAT, "ashvault.cinder.handler:CinderChunkedFormat.for_driver")
 
 
 def for_backup(driver: BackupDriver, scheme: str) -> str:
@@ -79,7 +93,7 @@ def handler(driver: BackupDriver, tag: str) -> Handler:
     """What reads and writes ``tag`` backups with ``driver``. Raises ``NotSupported``."""
     if driver.native_format is not None and tag == driver.native_format:
         return driver
-    factory = _FACTORIES.get(tag)
+    factory = _factory(tag)
     if factory is None or not driver.capabilities.object_store:
         raise exceptions.NotSupported(reason=f"driver '{driver.name}' cannot read backups of format '{tag}'")
     return factory(driver)

@@ -6,16 +6,20 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ashvault import exceptions, keys
-from ashvault.wrappers.encryption import EncryptedObjectStore
+from ashvault import exceptions
 from ashvault_cli.common import ShowOne
+
+if TYPE_CHECKING:
+    from ashvault import keys
 
 NEW_PASSPHRASE_ENV = "ASHVAULT_NEW_PASSPHRASE"
 
 
 def _new_key(args: argparse.Namespace) -> keys.UserKey:
+    from ashvault import keys
+
     if args.new_key_file:
         conf = argparse.Namespace(encryption_key_file=args.new_key_file)
         return keys.user_key_from_conf(conf)  # type: ignore[arg-type]
@@ -52,6 +56,8 @@ class ChangeKey(ShowOne):
             raise exceptions.NotSupported(reason=f"driver '{driver.name}' offers no object store, so nothing it "
                                                  "stores is encrypted by ashvault")
         store = driver.store
+        from ashvault.wrappers.encryption import EncryptedObjectStore
+
         assert isinstance(store, EncryptedObjectStore)  # ashvault.wrappers.wrap puts it outermost
         container = args.container or driver.default_container or "volumebackups"
         new = _new_key(args)

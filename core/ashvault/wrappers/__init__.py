@@ -5,11 +5,10 @@ from typing import Any
 from oslo_config import cfg
 
 from ashvault.objectstore import ObjectStore
-from ashvault.wrappers import encryption
 from ashvault.wrappers.retry import RetryingObjectStore
 from ashvault.wrappers.throttle import ThrottledObjectStore
 
-__all__ = ["RetryingObjectStore", "ThrottledObjectStore", "encryption", "wrap"]
+__all__ = ["RetryingObjectStore", "ThrottledObjectStore", "wrap"]
 
 
 def wrap(store: ObjectStore, conf: cfg.ConfigOpts, options: Any) -> ObjectStore:
@@ -20,4 +19,6 @@ def wrap(store: ObjectStore, conf: cfg.ConfigOpts, options: Any) -> ObjectStore:
     attempts = options.retry_attempts or conf.backup_object_retry_attempts
     backoff = options.retry_backoff if options.retry_backoff is not None else conf.backup_object_retry_backoff
     store = RetryingObjectStore(store, attempts=attempts, backoff=backoff)
+    from ashvault.wrappers import encryption  # cryptography loads only once a store is made
+
     return encryption.for_config(store, conf)
