@@ -217,7 +217,8 @@ def test_listing_backups_loads_neither_the_engine_nor_the_ciphers(tmp_path: path
     script = (
         "import sys\nfrom ashvault_cli.shell import main\n"
         f"main(['--config-file', {str(conf)!r}, 'backup', 'list', '-f', 'json'])\n"
-        "heavy = ('sqlalchemy', 'alembic', 'cryptography', 'blake3', 'zstandard', 'ashvault.engine', 'ashvault.chunked')\n"
+        "heavy = ('sqlalchemy', 'alembic', 'cryptography', 'blake3', 'zstandard', 'ashvault.engine',\n"
+        "         'ashvault.chunked')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy))[:3], file=sys.stderr)\n"
     )
 

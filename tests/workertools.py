@@ -78,7 +78,8 @@ class Site:
         """The ``ashvault`` command of host ``name`` (its configuration is its workers' too)."""
         lines = [f"host = {name}", f"ashvault_transport_url = {self.ashvault_transport_url}"]
         lines += [f"{k} = {v}" for k, v in {**self.options, **options}.items()]
-        extra = "\n".join(lines) + f"\n[ashvault_database]\nconnection = {self.pg_url}\n[backup_posix]\npath = {self.backups}\n"
+        extra = "\n".join(lines) + (f"\n[ashvault_database]\nconnection = {self.pg_url}\n"
+                                     f"[backup_posix]\npath = {self.backups}\n")
         (self.tmp / name).mkdir(exist_ok=True)
         return Ashvault(self.tmp / name, extra)
 

@@ -6,7 +6,8 @@ Uses the local RabbitMQ (a vhost of its own) and PostgreSQL (a database of its o
 test role), both dropped at the end. In the same run:
 
 - per-job overhead: ``--jobs`` backups of a 1 MiB volume one after another through the API with the local
-  dispatcher (baseline), then with ``ashvault_transport_url`` set and one ``ashvault-backup`` worker; the difference of the
+  dispatcher (baseline), then with ``ashvault_transport_url`` set and one ``ashvault-backup`` worker; the difference
+  of the
   mean times is what the RPC path adds to a job (the aim is under 50 ms);
 - aggregate throughput: ``--volumes`` volumes of ``--size-mib`` MiB (random and text, as real volumes), all sent at
   once (no wait), with one worker process and then two (``backup_workers = 2``); MiB/s of volume data backed up,

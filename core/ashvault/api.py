@@ -196,7 +196,8 @@ class API:
     def _check_wait(self, wait: bool) -> None:
         if not wait and not self.remote:
             raise exceptions.InvalidInput(
-                reason="--no-wait needs backup workers (ashvault_transport_url): without them the job runs in this command"
+                reason="--no-wait needs backup workers (ashvault_transport_url): without them the job runs in this "
+                "command"
             )
 
     def _run(self, job: Job, observers: Observers | None = None, *, record: Backup | None = None,

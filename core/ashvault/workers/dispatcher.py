@@ -1,6 +1,7 @@
 """The RPC dispatcher: records a job in the catalog and casts it to the backup workers; the caller may wait for it.
 
-It stands where :class:`ashvault.jobs.dispatcher.LocalDispatcher` stands when ``ashvault_transport_url`` is set. The catalog
+It stands where :class:`ashvault.jobs.dispatcher.LocalDispatcher` stands when ``ashvault_transport_url`` is set. The
+catalog
 row is the job's truth (a worker claims it there, once); the message only wakes a worker, and is sent again from the
 row if the bus lost it.
 """

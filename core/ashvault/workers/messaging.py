@@ -56,7 +56,9 @@ def transport(conf: cfg.ConfigOpts, pool: int = 8) -> Any:
     try:
         return om.get_rpc_transport(messaging_conf(conf, pool), url=conf.ashvault_transport_url)
     except (om.InvalidTransportURL, om.DriverLoadFailure) as exc:
-        raise exceptions.ConfigurationError(reason=f"ashvault_transport_url is not usable: {type(exc).__name__}") from exc
+        raise exceptions.ConfigurationError(
+            reason=f"ashvault_transport_url is not usable: {type(exc).__name__}"
+        ) from exc
 
 
 class Sender:
