@@ -145,7 +145,8 @@ def test_cinder_option_names_and_class_paths() -> None:
     assert plugins.driver_name("cinder.backup.drivers.glusterfs.GlusterfsBackupDriver") == "glusterfs"
     assert plugins.load_class(plugins.DRIVERS, "nfs", kind="backup driver") is NFSBackupDriver
     assert plugins.load_class(plugins.DRIVERS, "glusterfs", kind="backup driver") is GlusterfsBackupDriver
-    assert plugins.install_hint(plugins.DRIVERS, "nfs") == "pip install ashvault-posix"
+    assert plugins.install_hint(plugins.DRIVERS, "nfs") == (
+        "install ashvault-posix: pip install ./plugins/posix_nfs_gluster from a clone of the ashvault repository")
 
 
 def _round_trip(root: str) -> bool:
