@@ -65,7 +65,7 @@ class CreateBackup(ShowOne):
         try:
             b = self.api.backup_create(args.volume, name=args.name, description=args.description,
                                        container=args.container, incremental=args.incremental, force=args.force,
-                                       progress=bar, on_wait=bar.waiting, wait=args.wait)
+                                       progress=bar, on_wait=bar.waiting, wait=getattr(args, "wait", True))
         finally:
             bar.close()
         return BACKUP_COLUMNS, backup_row(b)
@@ -159,7 +159,7 @@ class RestoreBackup(ShowOne):
         try:
             backup, vol = self.api.backup_restore(args.backup, volume, name=name,
                                                   force=args.force or self.overwrite_without_force,
-                                                  progress=bar, on_wait=bar.waiting, wait=args.wait)
+                                                  progress=bar, on_wait=bar.waiting, wait=getattr(args, "wait", True))
         finally:
             bar.close()
         cols = ("backup_id", "volume_id", "volume_name", "volume_location", "volume_created", "size")
