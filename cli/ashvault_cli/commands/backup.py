@@ -4,10 +4,11 @@ record export | record import"""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from ashvault import exceptions, retention
-from ashvault.catalog import BackupStatus
+from ashvault.catalog import Backup, BackupStatus
 from ashvault_cli.common import (
     BACKUP_COLUMNS,
     BACKUP_LIST_COLUMNS,
@@ -181,20 +182,7 @@ class DeleteBackup(Lister):
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
-        rows, failed = [], 0
-        for ident in args.backups:
-            try:
-                b = self.api.backup_delete(ident, force=args.force)
-            except exceptions.AshvaultError as exc:
-                if len(args.backups) == 1:
-                    raise
-                failed += 1
-                self.app.stderr.write(f"ashvault: error: {exc}\n")
-                continue
-            rows.append((b.id, b.name, b.status))
-        if failed:
-            raise exceptions.AshvaultError(f"{failed} of {len(args.backups)} backups failed to delete")
-        return ("id", "name", "status"), rows
+        return each_backup(self, args.backups, "delete", lambda ident: self.api.backup_delete(ident, force=args.force))
 
 
 class VerifyBackup(ShowOne):
@@ -298,20 +286,7 @@ class ResetBackupState(Lister):
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
-        rows, failed = [], 0
-        for ident in args.backups:
-            try:
-                b = self.api.backup_reset_state(ident, args.state)
-            except exceptions.AshvaultError as exc:
-                if len(args.backups) == 1:
-                    raise
-                failed += 1
-                self.app.stderr.write(f"ashvault: error: {exc}\n")
-                continue
-            rows.append((b.id, b.name, b.status))
-        if failed:
-            raise exceptions.AshvaultError(f"{failed} of {len(args.backups)} backups failed to reset")
-        return ("id", "name", "status"), rows
+        return each_backup(self, args.backups, "reset", lambda ident: self.api.backup_reset_state(ident, args.state))
 
 
 PERIOD_NAMES = {"hourly": "hours", "daily": "days", "weekly": "weeks", "monthly": "months", "yearly": "years"}
@@ -382,3 +357,22 @@ class BackupUsage(Lister):
 
 
 __all__ = ["VOLUME_COLUMNS"]
+
+
+def each_backup(cmd: Any, idents: list[str], verb: str, act: Callable[[str], Backup]) -> tuple[Any, ...]:
+    """Act on every backup named, as python-openstackclient does: with several, each failure is one line on stderr
+    and the command ends with "N of M backups failed to VERB"; with one, its error is the command's."""
+    rows, failed = [], 0
+    for ident in idents:
+        try:
+            b = act(ident)
+        except exceptions.AshvaultError as exc:
+            if len(idents) == 1:
+                raise
+            failed += 1
+            cmd.app.stderr.write(f"ashvault: error: {exc}\n")
+            continue
+        rows.append((b.id, b.name, b.status))
+    if failed:
+        raise exceptions.AshvaultError(f"{failed} of {len(idents)} backups failed to {verb}")
+    return ("id", "name", "status"), rows
