@@ -288,11 +288,32 @@ class Manager:
         self.catalog.update_backup(job.backup_id, [BS.DELETING], status=BS.DELETED)
 
     def _verify(self, job: Job, obs: Observers) -> VerifyReport:
+        """Check the backup as deep as the job's options say (:mod:`ashvault.check`) and record the outcome: damage
+        found marks an available backup error ("verify failed: OBJECT: ..."), a clean full verify clears that mark.
+        A backend that fails (unreachable, no key) marks nothing."""
+        from ashvault import check
+
         record = self.catalog.get_backup(job.backup_id)
         driver = self.driver(record.service)
         if record.format == driver.native_format and not driver.capabilities.verify:
             raise exceptions.NotSupported(reason=f"driver '{driver.name}' cannot verify backups")
-        return self.handler(record).verify(self.info(record), JobContext(progress=obs.progress))
+        mode = check.CheckMode.of(job.options)
+        ctx = JobContext(progress=obs.progress)
+        what = f"backup {record.id} (driver '{driver.name}', format {record.format})"
+        try:
+            report = check.run(self.handler(record), self.info(record), ctx, mode, what=what)
+        except (exceptions.IntegrityError, exceptions.InvalidBackup) as exc:
+            obj = exc.kwargs.get("object") or "manifest"
+            self.catalog.update_backup(record.id, [BS.AVAILABLE], status=BS.ERROR,
+                                       fail_reason=check.failure_reason(obj, exc.kwargs.get("reason") or str(exc)))
+            raise
+        if not report.ok:
+            name, why = report.corrupt[0]
+            self.catalog.update_backup(record.id, [BS.AVAILABLE], status=BS.ERROR,
+                                       fail_reason=check.failure_reason(name, why, len(report.corrupt) - 1))
+        elif record.status == BS.ERROR and check.failed_verify(record.fail_reason) and mode.clears:
+            self.catalog.update_backup(record.id, [BS.ERROR], status=BS.AVAILABLE, fail_reason=None)
+        return report
 
     def _import(self, job: Job) -> Backup:
         record = self.catalog.get_backup(job.backup_id)
