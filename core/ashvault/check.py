@@ -149,8 +149,9 @@ def run(handler: Handler, backup: BackupInfo, ctx: JobContext, mode: CheckMode, 
         report.objects_checked += 1
         report.bytes_checked += manifest.index.stored_size
     listed: dict[str, dict[str, int] | set[str]] = {}
-    total = len(manifest.objects)
-    for n, entry in enumerate(manifest.objects, 1):
+    total = sum(o.stored_size for o in manifest.objects)
+    done = 0
+    for entry in manifest.objects:
         space = namespace_of(entry.name)
         if space not in listed:
             ctx.check()
@@ -163,6 +164,7 @@ def run(handler: Handler, backup: BackupInfo, ctx: JobContext, mode: CheckMode, 
             report.corrupt.append((entry.name, f"{found[entry.name]} bytes stored, the manifest records "
                                                f"{entry.stored_size}"))
         report.objects_checked += 1
-        ctx.progress(n, total)
+        done += entry.stored_size
+        ctx.progress(done, total)  # the bytes whose presence is checked, as a full verify reports those read
     report.corrupt.sort()
     return report

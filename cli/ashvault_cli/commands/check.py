@@ -88,6 +88,7 @@ class VerifyBackup(ShowOne):
                 (report.backup_id, "ok", report.objects_checked, report.bytes_checked))
 
     def _all(self, args: argparse.Namespace, mode: check.CheckMode) -> tuple[Any, ...]:
+        list_formatter(self, args)  # refuse a one-record format before checking anything
         bars: list[ProgressBar] = []
 
         def progress(b: Backup) -> ProgressFn:
@@ -120,19 +121,24 @@ class VerifyBackup(ShowOne):
         return 0
 
 
-def emit_list(cmd: Any, args: argparse.Namespace, column_names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Print ``rows`` with the list formatter of the name ``-f`` chose: the output of ``backup verify --all``,
-    a list, from a command whose single-backup form shows one record."""
+def list_formatter(cmd: Any, args: argparse.Namespace) -> Any:
+    """The list formatter of the name ``-f`` chose, for the list ``backup verify --all`` prints from a command
+    whose single-backup form shows one record. Raises ``InvalidInput`` for a format that shows one record only."""
     import stevedore
 
     formatters = stevedore.ExtensionManager("cliff.formatter.list", invoke_on_load=True)
     if args.formatter not in formatters.names():
-        raise exceptions.InvalidInput(reason=f"-f {args.formatter} shows one record; a list takes "
-                                      f"{', '.join(sorted(formatters.names()))}")
+        both = sorted(set(formatters.names()) & set(cmd._formatter_plugins.names()))
+        raise exceptions.InvalidInput(reason=f"-f {args.formatter} shows one record; with --all use "
+                                      f"{', '.join(both)}")
+    return formatters[args.formatter].obj
+
+
+def emit_list(cmd: Any, args: argparse.Namespace, column_names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     columns, selector = cmd._generate_columns_and_selector(args, column_names)
     if selector:
         rows = [list(cmd._compress_iterable(row, selector)) for row in rows]
-    formatters[args.formatter].obj.emit_list(columns, rows, cmd.app.stdout, args)
+    list_formatter(cmd, args).emit_list(columns, rows, cmd.app.stdout, args)
 
 
 class RebuildCatalog(Lister):
