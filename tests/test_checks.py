@@ -108,7 +108,7 @@ def test_verify_all_full_sample_and_metadata_only(tmp_path: pathlib.Path) -> Non
     assert set(full) == set(ids.values()) and all(r["result"] == "ok" and r["problem"] is None
                                                   for r in full.values())
     stored = sum(p.stat().st_size for p in av.backups.rglob("*") if p.is_file() and p.name != "manifest")
-    assert sum(r["bytes_read"] for r in full.values()) >= stored, "a full verify reads every object"
+    assert sum(r["bytes_read"] for r in full.values()) == stored, "every object read, a shared one once"
     a1 = full[ids["a1"]]
     assert a1["objects_checked"] == 9, "8 data objects, 2 of them its own, and its index"
 
@@ -138,6 +138,9 @@ def test_verify_all_full_sample_and_metadata_only(tmp_path: pathlib.Path) -> Non
     assert statuses == {"a0": "error", "a1": "error", "b0": "available"}
     again = av("backup", "verify", "--all", ok=False)
     assert again.rc == 4 and len(again.out.splitlines()) > 3, "marked backups are checked again, in a table"
+    rows = {r["backup_id"]: r for r in av("backup", "verify", "--all", "-f", "json", ok=False).json()}
+    assert [rows[ids[n]]["result"] for n in ("a0", "a1", "b0")] == ["failed", "failed", "ok"], \
+        "a damaged object is read again by every backup that shares it"
 
 
 @pytest.mark.parametrize("args, needle", [

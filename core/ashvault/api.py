@@ -565,13 +565,14 @@ class API:
         given, each as deep as ``mode`` says. Each backup's outcome is returned; none stops the others."""
         if container is not None:
             check_name(container, what="container name")
-        mode = mode or check.CheckMode()
+        # One run id: the jobs read an object their chain shares once (in one process; each worker keeps its own).
+        options = {**(mode or check.CheckMode()).as_options(), "run": uuid.uuid4().hex}
         out = []
         for b in self.backup_list(volume=volume):
             if not check.verifiable(b) or (container is not None and b.container != container):
                 continue
             try:
-                report = self._run(Job(Kind.VERIFY, b.id, options=mode.as_options()),
+                report = self._run(Job(Kind.VERIFY, b.id, options=options),
                                    Observers(progress(b) if progress else None))
             except exceptions.NotSupported as exc:
                 out.append(check.Outcome(b, check.UNSUPPORTED, problem=exc.kwargs.get("reason") or str(exc)))

@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ashvault import exceptions
@@ -114,32 +116,63 @@ class Outcome:
         return cls(backup, OK if report.ok else FAILED, report.objects_checked, report.bytes_checked, problem)
 
 
-def run(handler: Handler, backup: BackupInfo, ctx: JobContext, mode: CheckMode, *, what: str) -> VerifyReport:
+class Verified:
+    """The objects found whole so far in one ``backup verify --all`` run, so that the backups of a chain, which
+    share most of their objects, read each of them once. An object is known by its store, container, name and
+    hash."""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[int, str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[int, str, str, str]) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def update(self, keys: Iterable[tuple[int, str, str, str]]) -> None:
+        with self._lock:
+            self._keys.update(keys)
+
+
+def run(handler: Handler, backup: BackupInfo, ctx: JobContext, mode: CheckMode, *, what: str,
+        verified: Verified | None = None) -> VerifyReport:
     """Check ``backup`` with its format's ``handler`` as deep as ``mode`` says; ``what`` names the driver and format
-    in errors. Raises ``NotSupported`` for a partial check of a format other than chunked, ``IntegrityError`` or
-    ``InvalidBackup`` when the manifest cannot be read, and driver errors as they come; damaged objects are listed in
-    the report."""
-    if mode.kind == FULL:
-        return handler.verify(backup, ctx)
+    in errors. Objects in ``verified`` are counted as checked without being read again, and those this check finds
+    whole are added to it. Raises ``NotSupported`` for a partial check of a format other than chunked,
+    ``IntegrityError`` or ``InvalidBackup`` when the manifest cannot be read, and driver errors as they come; damaged
+    objects are listed in the report."""
     # The engine is imported when data is checked, not by every command that lists backups.
     from ashvault.chunked import ChunkedFormat
     from ashvault.engine import restore as restore_mod
     from ashvault.engine.layout import namespace_of
 
+    chunked = isinstance(handler, ChunkedFormat)
+    if mode.kind == FULL and (verified is None or not chunked):
+        return handler.verify(backup, ctx)
     if not isinstance(handler, ChunkedFormat):
         flag = "--metadata-only" if mode.kind == METADATA else "--sample"
         raise exceptions.NotSupported(reason=f"{what} cannot be checked with {flag} (only a full verify)")
     container, _prefix = handler.where(backup)
     manifest = handler.read_manifest(backup)
     store = handler.store
-    if mode.kind == SAMPLE:
-        data = sorted(manifest.objects, key=lambda o: o.name)
-        count = min(len(data), math.ceil(len(data) * mode.percent / 100))
-        chosen = random.Random(mode.seed).sample(data, count)
+    if mode.kind in (FULL, SAMPLE):
+        chosen = list(manifest.objects)
+        if mode.kind == SAMPLE:
+            data = sorted(manifest.objects, key=lambda o: o.name)
+            count = min(len(data), math.ceil(len(data) * mode.percent / 100))
+            chosen = random.Random(mode.seed).sample(data, count)
         if manifest.index is not None:
             chosen.append(manifest.index)
+        todo = chosen
+        if verified is not None:
+            todo = [e for e in chosen if (id(store), container, e.name, e.hash) not in verified]
         workers = max(handler.settings.threads, handler.settings.transfers)
-        return restore_mod.verify(store, container, manifest, ctx, workers=workers, entries=chosen)
+        report = restore_mod.verify(store, container, manifest, ctx, workers=workers, entries=todo)
+        report.objects_checked += len(chosen) - len(todo)
+        if verified is not None:
+            bad = {name for name, _why in report.corrupt}
+            verified.update((id(store), container, e.name, e.hash) for e in todo if e.name not in bad)
+        return report
     report = VerifyReport(backup.id)
     if manifest.index is not None:
         try:

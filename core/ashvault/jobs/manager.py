@@ -41,6 +41,7 @@ class Manager:
         self._drivers: dict[str, BackupDriver] = {}
         self._sources: dict[str, VolumeSource] = {}
         self._admitted: dict[str, FileLock] = {}
+        self._verify_runs: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # plugins
@@ -301,7 +302,8 @@ class Manager:
         ctx = JobContext(progress=obs.progress)
         what = f"backup {record.id} (driver '{driver.name}', format {record.format})"
         try:
-            report = check.run(self.handler(record), self.info(record), ctx, mode, what=what)
+            report = check.run(self.handler(record), self.info(record), ctx, mode, what=what,
+                               verified=self._verified_in(job.options.get("run")))
         except (exceptions.IntegrityError, exceptions.InvalidBackup) as exc:
             obj = exc.kwargs.get("object") or "manifest"
             self.catalog.update_backup(record.id, [BS.AVAILABLE], status=BS.ERROR,
@@ -314,6 +316,20 @@ class Manager:
         elif record.status == BS.ERROR and check.failed_verify(record.fail_reason) and mode.clears:
             self.catalog.update_backup(record.id, [BS.ERROR], status=BS.AVAILABLE, fail_reason=None)
         return report
+
+    def _verified_in(self, run: str | None) -> Any:
+        """What the verify jobs of one ``backup verify --all`` run found whole in this process (the newest few runs
+        are kept); None for a verify on its own."""
+        from ashvault import check
+
+        if not run:
+            return None
+        with self._lock:
+            found = self._verify_runs.pop(run, None) or check.Verified()
+            self._verify_runs[run] = found
+            while len(self._verify_runs) > 4:
+                self._verify_runs.pop(next(iter(self._verify_runs)))
+            return found
 
     def _import(self, job: Job) -> Backup:
         record = self.catalog.get_backup(job.backup_id)
