@@ -107,8 +107,14 @@ def rebuild(catalog: Catalog, handler: ChunkedFormat, container: str, *, driver:
         if catalog.find_volume(volume_id) is not None:
             volumes.append(Rebuilt("volume", volume_id, SKIPPED, volume_id))
             continue
-        catalog.add(Volume(id=volume_id, location="", size=m.size, status=VolumeStatus.UNAVAILABLE,
-                           description=f"rebuilt from container '{container}'; its location is unknown"))
+        try:
+            catalog.add(Volume(id=volume_id, location="", size=m.size, status=VolumeStatus.UNAVAILABLE,
+                               description=f"rebuilt from container '{container}'; its location is unknown"))
+        except exceptions.CatalogError:
+            if catalog.find_volume(volume_id) is None:  # not a concurrent rebuild's insert: a real failure
+                raise
+            volumes.append(Rebuilt("volume", volume_id, SKIPPED, volume_id))
+            continue
         LOG.info("rebuild: volume %s recorded (location unknown)", volume_id)
         volumes.append(Rebuilt("volume", volume_id, CREATED, volume_id, detail="location unknown"))
     backups: list[Rebuilt] = []
