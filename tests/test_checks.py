@@ -194,6 +194,8 @@ def test_rebuild_the_catalog_from_the_backend(tmp_path: pathlib.Path) -> None:
     assert {v["id"] for v in vols} == vol_ids and {v["status"] for v in vols} == {"unavailable"}
     again = av.j("backup", "rebuild")
     assert {r["action"] for r in again} == {"skipped"} and len(again) == len(rows)
+    line = one_line_error(av("backup", "create", vols[0]["id"], "--force", ok=False))
+    assert "location is unknown" in line and len(av.j("backup", "list")) == 5, "no error record left"
 
     for bid in before:
         restored = av.j("backup", "restore", bid, f"r-{bid[:8]}")

@@ -155,6 +155,9 @@ class API:
         """With ``wait`` false (workers only) it returns the record, still creating, once the job is sent."""
         self._check_wait(wait)
         vol = self.catalog.get_volume(volume)
+        if not vol.location:
+            raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} was rebuilt from the backend and its "
+                                          "location is unknown: restore its backups to a new volume")
         driver = self.manager.driver()
         if container is not None:
             check_name(container, what="container name")
