@@ -15,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import exceptions, formats, plugins
+from ashvault import check, exceptions, formats, plugins
 from ashvault.catalog import Backup, BackupStatus, Catalog, VolumeStatus
 from ashvault.driver import BackupDriver, BackupInfo, JobContext, VerifyReport
 from ashvault.jobs.job import Job, Kind, Observers
@@ -41,7 +41,7 @@ class Manager:
         self._drivers: dict[str, BackupDriver] = {}
         self._sources: dict[str, VolumeSource] = {}
         self._admitted: dict[str, FileLock] = {}
-        self._verify_runs: dict[str, Any] = {}
+        self._verify_runs: dict[str, check.Verified] = {}
         self._lock = threading.Lock()
 
     # plugins
@@ -292,8 +292,6 @@ class Manager:
         """Check the backup as deep as the job's options say (:mod:`ashvault.check`) and record the outcome: damage
         found marks an available backup error ("verify failed: OBJECT: ..."), a clean full verify clears that mark.
         A backend that fails (unreachable, no key) marks nothing."""
-        from ashvault import check
-
         record = self.catalog.get_backup(job.backup_id)
         driver = self.driver(record.service)
         if record.format == driver.native_format and not driver.capabilities.verify:
@@ -317,11 +315,9 @@ class Manager:
             self.catalog.update_backup(record.id, [BS.ERROR], status=BS.AVAILABLE, fail_reason=None)
         return report
 
-    def _verified_in(self, run: str | None) -> Any:
+    def _verified_in(self, run: str | None) -> check.Verified | None:
         """What the verify jobs of one ``backup verify --all`` run found whole in this process (the newest few runs
         are kept); None for a verify on its own."""
-        from ashvault import check
-
         if not run:
             return None
         with self._lock:
