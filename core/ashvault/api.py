@@ -578,9 +578,9 @@ class API:
                 report = self._run(Job(Kind.VERIFY, b.id, options=options),
                                    Observers(progress(b) if progress else None))
             except exceptions.NotSupported as exc:
-                out.append(check.Outcome(b, check.UNSUPPORTED, problem=exc.kwargs.get("reason") or str(exc)))
+                out.append(check.Outcome(b, check.UNSUPPORTED, problem=check.problem(exc)))
             except (exceptions.IntegrityError, exceptions.InvalidBackup) as exc:
-                out.append(check.Outcome(b, check.FAILED, problem=str(exc)))
+                out.append(check.Outcome(b, check.FAILED, problem=check.problem(exc)))
             except exceptions.AshvaultError as exc:
                 out.append(check.Outcome(b, check.ERROR, problem=str(exc)))
             else:

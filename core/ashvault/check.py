@@ -83,6 +83,14 @@ def failed_verify(reason: str | None) -> bool:
     return bool(reason and reason.startswith(VERIFY_FAILED))
 
 
+def problem(exc: exceptions.AshvaultError) -> str:
+    """One line on what stopped a check: ``OBJECT: why`` where the error names the object, else its message."""
+    obj, why = exc.kwargs.get("object"), exc.kwargs.get("reason")
+    if obj and why:
+        return f"{obj}: {why}"
+    return str(why or exc)
+
+
 def verifiable(backup: Backup) -> bool:
     """An available backup verifies, and so does one a verify found damaged (to clear it once repaired)."""
     return backup.status in (BackupStatus.AVAILABLE, BackupStatus.RESTORING) or (

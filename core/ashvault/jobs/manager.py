@@ -303,9 +303,9 @@ class Manager:
             report = check.run(self.handler(record), self.info(record), ctx, mode, what=what,
                                verified=self._verified_in(job.options.get("run")))
         except (exceptions.IntegrityError, exceptions.InvalidBackup) as exc:
-            obj = exc.kwargs.get("object") or "manifest"
+            why = check.problem(exc)
             self.catalog.update_backup(record.id, [BS.AVAILABLE], status=BS.ERROR,
-                                       fail_reason=check.failure_reason(obj, exc.kwargs.get("reason") or str(exc)))
+                                       fail_reason=f"{check.VERIFY_FAILED} {why}")
             raise
         if not report.ok:
             name, why = report.corrupt[0]
