@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pty
+import re
+import subprocess
 
 import pytest
-from clitools import Ashvault, MiB, one_line_error, sha256
+from clitools import BIN, Ashvault, MiB, one_line_error, sha256
 
 from ashvault.testing import volumes
 
@@ -225,3 +228,31 @@ def test_rebuild_an_encrypted_container(tmp_path: pathlib.Path, monkeypatch: pyt
     listed = av.j("backup", "list")
     assert [b["id"] for b in listed] == [full["id"], inc["id"]] and listed[1]["parent_id"] == full["id"]
     assert sha256(av.j("backup", "restore", inc["id"], "back")["volume_location"]) == sha256(path)
+
+
+def test_verify_all_draws_progress_on_a_terminal_only(tmp_path: pathlib.Path) -> None:
+    av = small_objects(tmp_path)
+    random_volume(av, "v", 3 * MiB, seed=30)
+    for name in ("one", "two"):
+        av.j("backup", "create", "v", "--name", name)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([str(BIN / "ashvault"), "--config-file", str(av.conf), "backup", "verify", "--all",
+                             "-f", "value", "-c", "result"], stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    seen = b""
+    while chunk := _read(primary):
+        seen += chunk
+    out, _ = proc.communicate(timeout=120)
+    os.close(primary)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode())
+    summaries = [line.strip() for line in text.replace("\r", "\n").split("\n") if " in " in line]
+    assert out.decode().split() == ["ok", "ok"] and proc.returncode == 0
+    assert [s.split(":")[0] for s in summaries] == ["verify one", "verify two"], text
+    assert av("backup", "verify", "--all").err == "", "nothing drawn when stderr is not a terminal"
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
