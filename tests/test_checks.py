@@ -181,6 +181,9 @@ def test_rebuild_the_catalog_from_the_backend(tmp_path: pathlib.Path) -> None:
     for f in av.state.glob("ashvault.sqlite*"):
         f.unlink()
     assert av.j("backup", "list") == []
+    dry = av.j("backup", "rebuild", "--dry-run")
+    assert len(dry) == 7 and {r["action"] for r in dry} == {"would create"}
+    assert av.j("backup", "list") == [] and av.j("volume", "list") == [], "a dry run records nothing"
     rows = av.j("backup", "rebuild")
     created = {(r["kind"], r["id"]) for r in rows if r["action"] == "created"}
     vol_ids = {b["volume_id"] for b in before.values()}

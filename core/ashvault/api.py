@@ -587,7 +587,8 @@ class API:
                 out.append(check.Outcome.of(b, report))
         return out
 
-    def catalog_rebuild(self, *, container: str | None = None, driver: str | None = None) -> list[Any]:
+    def catalog_rebuild(self, *, container: str | None = None, driver: str | None = None,
+                        dry_run: bool = False) -> list[Any]:
         """Re-create the volume and backup records of ``container``'s chunked backups that the catalog lacks, from
         their manifests (:mod:`ashvault.rebuild`); returns a :class:`ashvault.rebuild.Rebuilt` per record seen."""
         from ashvault import rebuild
@@ -601,7 +602,7 @@ class API:
         assert isinstance(handler, ChunkedFormat)
         where = check_name(container or handler.default_container, what="container name")
         return rebuild.rebuild(self.catalog, handler, where, driver=drv.name, host=self.conf.host,
-                               zone=self.conf.storage_availability_zone)
+                               zone=self.conf.storage_availability_zone, dry_run=dry_run)
 
 
 def _old_format(doc: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ LOG = logging.getLogger(__name__)
 _MANIFEST_NAME = re.compile(rf"^(volume_([^/]+)/backup_([^/]+))/{MANIFEST}$")
 
 CREATED = "created"
+WOULD_CREATE = "would create"
 SKIPPED = "skipped"
 FAILED = "failed"
 
@@ -39,6 +40,7 @@ class Rebuilt:
     kind: str
     id: str
     action: str
+    """created (or would create, in a dry run), skipped or failed."""
     volume_id: str | None = None
     parent_id: str | None = None
     created_at: datetime.datetime | None = None
@@ -80,9 +82,9 @@ def _record(m: Manifest, *, container: str, prefix: str, driver: str, host: str 
 
 
 def rebuild(catalog: Catalog, handler: ChunkedFormat, container: str, *, driver: str, host: str | None = None,
-            zone: str | None = None) -> list[Rebuilt]:
+            zone: str | None = None, dry_run: bool = False) -> list[Rebuilt]:
     """Add the records of ``container``'s backups (read with ``handler``, of driver ``driver``) that ``catalog``
-    lacks; returns what was done, volumes first, then backups oldest first.
+    lacks (with ``dry_run``, only say so); returns what was done, volumes first, then backups oldest first.
 
     A manifest that cannot be read, or that names another backup or volume than its place, is reported ``failed``
     and the others go on. Raises driver errors (unreachable backend, ``EncryptionKeyError`` when the container is
@@ -107,6 +109,9 @@ def rebuild(catalog: Catalog, handler: ChunkedFormat, container: str, *, driver:
         if catalog.find_volume(volume_id) is not None:
             volumes.append(Rebuilt("volume", volume_id, SKIPPED, volume_id))
             continue
+        if dry_run:
+            volumes.append(Rebuilt("volume", volume_id, WOULD_CREATE, volume_id, detail="location unknown"))
+            continue
         try:
             catalog.add(Volume(id=volume_id, location="", size=m.size, status=VolumeStatus.UNAVAILABLE,
                                description=f"rebuilt from container '{container}'; its location is unknown"))
@@ -120,7 +125,9 @@ def rebuild(catalog: Catalog, handler: ChunkedFormat, container: str, *, driver:
     backups: list[Rebuilt] = []
     for prefix, m in found:
         row = Rebuilt("backup", m.backup_id, SKIPPED, m.volume_id, m.parent_id, _time(m.created_at))
-        if catalog.find_backup(m.backup_id) is None:
+        if catalog.find_backup(m.backup_id) is None and dry_run:
+            row.action = WOULD_CREATE
+        elif catalog.find_backup(m.backup_id) is None:
             try:
                 catalog.add(_record(m, container=container, prefix=prefix, driver=driver, host=host, zone=zone))
                 row.action = CREATED

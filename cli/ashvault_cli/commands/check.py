@@ -154,6 +154,7 @@ class RebuildCatalog(Lister):
         parser = super().get_parser(prog_name)
         parser.add_argument("--container", help="the container to scan (default: the driver's)")
         parser.add_argument("--driver", help="the driver that reaches the backend (default: backup_driver)")
+        parser.add_argument("--dry-run", action="store_true", help="say what would be recorded; record nothing")
         return parser
 
     def run(self, parsed_args: argparse.Namespace) -> int:
@@ -161,7 +162,7 @@ class RebuildCatalog(Lister):
         return super().run(parsed_args) or self._exit
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
-        rows = self.api.catalog_rebuild(container=args.container, driver=args.driver)
+        rows = self.api.catalog_rebuild(container=args.container, driver=args.driver, dry_run=args.dry_run)
         failed = sum(r.action == "failed" for r in rows)
         if failed:
             self.app.stderr.write(f"ashvault: error: {failed} manifests could not be read; their backups were not "
