@@ -73,10 +73,11 @@ class CheckMode:
         return self.kind == FULL or (self.kind == SAMPLE and self.percent >= 100)
 
 
-def failure_reason(obj: str, why: str, more: int = 0) -> str:
-    """The ``fail_reason`` of a backup a check found damaged: one line naming the first object."""
-    extra = f" ({more} more damaged objects)" if more else ""
-    return f"{VERIFY_FAILED} {obj}: {why}{extra}"
+def damage(report: VerifyReport) -> str:
+    """The damage a report lists, in one line naming the first damaged object."""
+    obj, why = report.corrupt[0]
+    more = len(report.corrupt) - 1
+    return f"{obj}: {why}" + (f" ({more} more damaged objects)" if more else "")
 
 
 def failed_verify(reason: str | None) -> bool:
@@ -117,11 +118,8 @@ class Outcome:
 
     @classmethod
     def of(cls, backup: Backup, report: VerifyReport) -> Outcome:
-        problem = None
-        if report.corrupt:
-            name, why = report.corrupt[0]
-            problem = failure_reason(name, why, len(report.corrupt) - 1)[len(VERIFY_FAILED) + 1:]
-        return cls(backup, OK if report.ok else FAILED, report.objects_checked, report.bytes_checked, problem)
+        return cls(backup, OK if report.ok else FAILED, report.objects_checked, report.bytes_checked,
+                   None if report.ok else damage(report))
 
 
 class Verified:

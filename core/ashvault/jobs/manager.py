@@ -308,9 +308,8 @@ class Manager:
                                        fail_reason=f"{check.VERIFY_FAILED} {why}")
             raise
         if not report.ok:
-            name, why = report.corrupt[0]
             self.catalog.update_backup(record.id, [BS.AVAILABLE], status=BS.ERROR,
-                                       fail_reason=check.failure_reason(name, why, len(report.corrupt) - 1))
+                                       fail_reason=f"{check.VERIFY_FAILED} {check.damage(report)}")
         elif record.status == BS.ERROR and check.failed_verify(record.fail_reason) and mode.clears:
             self.catalog.update_backup(record.id, [BS.ERROR], status=BS.AVAILABLE, fail_reason=None)
         return report
