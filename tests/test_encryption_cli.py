@@ -131,6 +131,8 @@ def test_swapped_objects_are_named_by_verify_and_restore(tmp_path: pathlib.Path,
     res = av("backup", "verify", b["id"], ok=False)
     line = one_line_error(res)
     assert res.rc == 4 and (first.name in line or second.name in line) and "authentication failed" in line
+    assert "verify failed" in one_line_error(av("backup", "restore", b["id"], ok=False)), "verify marked it"
+    av("backup", "reset-state", b["id"], "--state", "available")  # so that restore meets the damage itself
     res = av("backup", "restore", b["id"], "--name", "from-swapped", ok=False)
     line = one_line_error(res)
     assert res.rc == 4 and b["id"] in line and (first.name in line or second.name in line)

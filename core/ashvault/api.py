@@ -19,7 +19,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import accounting, cinder, exceptions, formats, retention
+from ashvault import accounting, check, cinder, exceptions, formats, retention
 from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.conf import make_config
@@ -155,6 +155,9 @@ class API:
         """With ``wait`` false (workers only) it returns the record, still creating, once the job is sent."""
         self._check_wait(wait)
         vol = self.catalog.get_volume(volume)
+        if not vol.location:
+            raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} was rebuilt from the backend and its "
+                                          "location is unknown: restore its backups to a new volume")
         driver = self.manager.driver()
         if container is not None:
             check_name(container, what="container name")
@@ -249,7 +252,10 @@ class API:
         self._check_wait(wait)
         rec = self.catalog.get_backup(backup)
         if rec.status != BS.AVAILABLE:
-            raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status}; only an available backup restores")
+            why = f" ({rec.fail_reason})" if check.failed_verify(rec.fail_reason) else ""
+            raise exceptions.InvalidState(
+                reason=f"backup {rec.id} is {rec.status}{why}; only an available backup restores"
+            )
         new = volume is None
         if volume is None:
             vol = self.volume_create(name or f"restore_backup_{rec.id}", rec.size / GiB)
@@ -312,11 +318,15 @@ class API:
             raise exceptions.DriverError(reason=f"backup {rec.id} could not be deleted: {final.fail_reason}")
         return final
 
-    def backup_verify(self, backup: str, *, progress: ProgressFn | None = None) -> VerifyReport:
+    def backup_verify(self, backup: str, *, progress: ProgressFn | None = None,
+                      mode: check.CheckMode | None = None) -> VerifyReport:
+        """Check a backup (:mod:`ashvault.check`; full by default). Damage raises ``IntegrityError`` and marks the
+        backup error; a backup so marked may be verified again, and a clean full verify makes it available."""
         rec = self.catalog.get_backup(backup)
-        if rec.status not in (BS.AVAILABLE, BS.RESTORING):
+        if not check.verifiable(rec):
             raise exceptions.InvalidState(reason=f"backup {rec.id} is {rec.status}; only an available backup verifies")
-        report: VerifyReport = self._run(Job(Kind.VERIFY, rec.id), Observers(progress))
+        opts = (mode or check.CheckMode()).as_options()
+        report: VerifyReport = self._run(Job(Kind.VERIFY, rec.id, options=opts), Observers(progress))
         if not report.ok:
             name, why = report.corrupt[0]
             more = f" ({len(report.corrupt) - 1} more corrupt objects)" if len(report.corrupt) > 1 else ""
@@ -545,6 +555,54 @@ class API:
         live = [b for b in self.catalog.list_backups() if b.status in (BS.AVAILABLE, BS.RESTORING)
                 and (volume_ids is None or b.volume_id in volume_ids)]
         return accounting.account(live, holdings)
+
+    def backup_verify_all(
+        self,
+        *,
+        volume: str | None = None,
+        container: str | None = None,
+        mode: check.CheckMode | None = None,
+        progress: Callable[[Backup], ProgressFn | None] | None = None,
+    ) -> list[check.Outcome]:
+        """Verify every backup that :func:`check.verifiable` allows, oldest first, of one volume or container if
+        given, each as deep as ``mode`` says. Each backup's outcome is returned; none stops the others."""
+        if container is not None:
+            check_name(container, what="container name")
+        # One run id: the jobs read an object their chain shares once (in one process; each worker keeps its own).
+        options = {**(mode or check.CheckMode()).as_options(), "run": uuid.uuid4().hex}
+        out = []
+        for b in self.backup_list(volume=volume):
+            if not check.verifiable(b) or (container is not None and b.container != container):
+                continue
+            try:
+                report = self._run(Job(Kind.VERIFY, b.id, options=options),
+                                   Observers(progress(b) if progress else None))
+            except exceptions.NotSupported as exc:
+                out.append(check.Outcome(b, check.UNSUPPORTED, problem=check.problem(exc)))
+            except (exceptions.IntegrityError, exceptions.InvalidBackup) as exc:
+                out.append(check.Outcome(b, check.FAILED, problem=check.problem(exc)))
+            except exceptions.AshvaultError as exc:
+                out.append(check.Outcome(b, check.ERROR, problem=str(exc)))
+            else:
+                out.append(check.Outcome.of(b, report))
+        return out
+
+    def catalog_rebuild(self, *, container: str | None = None, driver: str | None = None,
+                        dry_run: bool = False) -> list[Any]:
+        """Re-create the volume and backup records of ``container``'s chunked backups that the catalog lacks, from
+        their manifests (:mod:`ashvault.rebuild`); returns a :class:`ashvault.rebuild.Rebuilt` per record seen."""
+        from ashvault import rebuild
+
+        drv = self.manager.driver(driver)
+        if not drv.capabilities.object_store:
+            raise exceptions.NotSupported(reason=f"driver '{drv.name}' keeps no chunked backups to rebuild from")
+        handler = formats.handler(drv, formats.CHUNKED)
+        from ashvault.chunked import ChunkedFormat
+
+        assert isinstance(handler, ChunkedFormat)
+        where = check_name(container or handler.default_container, what="container name")
+        return rebuild.rebuild(self.catalog, handler, where, driver=drv.name, host=self.conf.host,
+                               zone=self.conf.storage_availability_zone, dry_run=dry_run)
 
 
 def _old_format(doc: dict[str, Any]) -> str:

@@ -70,6 +70,10 @@ class ChunkedFormat:
         container = check_name(backup.container or self.default_container, what="container name")
         return container, backup.service_metadata or backup_prefix(backup.volume_id, backup.id)
 
+    def where(self, backup: BackupInfo) -> tuple[str, str]:
+        """(container, prefix) of ``backup``'s objects. Raises ``InvalidInput`` for a bad container name."""
+        return self._where(backup)
+
     def read_manifest(self, backup: BackupInfo) -> Manifest:
         container, prefix = self._where(backup)
         return read_manifest(self.store, container, prefix, backup.id)

@@ -76,6 +76,12 @@ class ObjectStore(abc.ABC):
     def delete_object(self, container: str, name: str) -> None:
         """Remove an object. Raises ``ObjectNotFound`` when it is absent."""
 
+    def object_sizes(self, container: str, prefix: str = "") -> dict[str, int] | None:
+        """The objects :meth:`list_objects` gives, each with its size in bytes, learnt without reading them; None
+        when the store cannot tell sizes that way (the core then checks presence only). Fails as ``list_objects``.
+        """
+        return None
+
     def check(self) -> None:
         """Check that the store answers and accepts the configuration. Raises ``DriverSetupError``."""
 
@@ -107,6 +113,9 @@ class ObjectStoreWrapper(ObjectStore):
 
     def delete_object(self, container: str, name: str) -> None:
         self.inner.delete_object(container, name)
+
+    def object_sizes(self, container: str, prefix: str = "") -> dict[str, int] | None:
+        return self.inner.object_sizes(container, prefix)
 
     def check(self) -> None:
         self.inner.check()

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ashvault import exceptions, formats
+from ashvault import check, exceptions, formats
 from ashvault.api import API
 from ashvault.catalog import Backup
 from ashvault.chunked import ChunkedFormat
@@ -138,10 +138,14 @@ def test_the_manager_runs_a_native_format_through_the_driver(tmp_path: pathlib.P
         with pytest.raises(exceptions.NotSupported):
             api.backup_create("v", incremental=True)
         api.backup_verify(made.id)
+        [row] = api.backup_verify_all()
+        assert row.result == "ok", "verify --all takes a native format's own verify"
+        [row] = api.backup_verify_all(mode=check.CheckMode(check.METADATA))
+        assert row.result == "not supported" and "--metadata-only" in (row.problem or "")
         _b, restored = api.backup_restore(made.id)
         assert volumes.sha256_file(restored.location) == volumes.sha256_file(path)
         assert api.backup_delete(made.id).status == "deleted"
         assert not os.path.exists(made.service_metadata or "")
-        assert FileCopy.calls == ["backup", "verify", "restore", "delete"]
+        assert FileCopy.calls == ["backup", "verify", "verify", "restore", "delete"]
     finally:
         api.close()

@@ -1,4 +1,4 @@
-"""backup create | list | show | restore | delete | verify | set | unset | reset-state | prune | usage |
+"""backup create | list | show | restore | delete | set | unset | reset-state | prune | usage |
 record export | record import"""
 
 from __future__ import annotations
@@ -183,24 +183,6 @@ class DeleteBackup(Lister):
 
     def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
         return each_backup(self, args.backups, "delete", lambda ident: self.api.backup_delete(ident, force=args.force))
-
-
-class VerifyBackup(ShowOne):
-    """Read every object a backup needs and check it against its hash."""
-
-    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("backup", metavar="BACKUP", help="name or id")
-        return parser
-
-    def take_action(self, args: argparse.Namespace) -> tuple[Any, ...]:
-        bar = ProgressBar(f"verify {args.backup}")
-        try:
-            report = self.api.backup_verify(args.backup, progress=bar)
-        finally:
-            bar.close()
-        return (("backup_id", "result", "objects_checked", "bytes_checked"),
-                (report.backup_id, "ok", report.objects_checked, report.bytes_checked))
 
 
 class ExportRecord(ShowOne):

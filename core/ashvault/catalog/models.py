@@ -28,6 +28,8 @@ class VolumeStatus:
     RESTORING = "restoring-backup"
     ERROR = "error"
     ERROR_RESTORING = "error_restoring"
+    UNAVAILABLE = "unavailable"
+    """Recorded by a catalog rebuild, which cannot know where the volume is (``location`` is empty)."""
 
 
 def utcnow() -> datetime.datetime:

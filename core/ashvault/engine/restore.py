@@ -87,10 +87,13 @@ def restore(
     target.flush()
 
 
-def verify(store: ObjectStore, container: str, manifest: Manifest, ctx: JobContext, *, workers: int) -> VerifyReport:
+def verify(store: ObjectStore, container: str, manifest: Manifest, ctx: JobContext, *, workers: int,
+           entries: list[ObjectEntry] | None = None) -> VerifyReport:
+    """Read and check ``entries`` (default: every object the manifest names, its index included)."""
     report = VerifyReport(manifest.backup_id)
     lock = threading.Lock()
-    entries = list(manifest.objects) + ([manifest.index] if manifest.index else [])
+    if entries is None:
+        entries = list(manifest.objects) + ([manifest.index] if manifest.index else [])
 
     def job(entry: ObjectEntry) -> Callable[[], None]:
         def run() -> None:

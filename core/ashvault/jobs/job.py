@@ -25,7 +25,8 @@ class Job:
 
     ``options`` by kind (JSON values only): backup ``volume_claimed`` (the job set the volume's status, so it resets
     it); restore ``volume_is_new``; delete ``allowed`` (statuses a delete may start from) and ``wait`` (seconds to
-    wait for a running job of the backup to stop); import ``driver_info``.
+    wait for a running job of the backup to stop); import ``driver_info``; verify ``check`` (its depth,
+    :class:`ashvault.check.CheckMode`) and ``run`` (the ``backup verify --all`` run it belongs to).
     """
 
     kind: str

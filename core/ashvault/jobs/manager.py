@@ -15,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import exceptions, formats, plugins
+from ashvault import check, exceptions, formats, plugins
 from ashvault.catalog import Backup, BackupStatus, Catalog, VolumeStatus
 from ashvault.driver import BackupDriver, BackupInfo, JobContext, VerifyReport
 from ashvault.jobs.job import Job, Kind, Observers
@@ -41,6 +41,7 @@ class Manager:
         self._drivers: dict[str, BackupDriver] = {}
         self._sources: dict[str, VolumeSource] = {}
         self._admitted: dict[str, FileLock] = {}
+        self._verify_runs: dict[str, check.Verified] = {}
         self._lock = threading.Lock()
 
     # plugins
@@ -288,11 +289,42 @@ class Manager:
         self.catalog.update_backup(job.backup_id, [BS.DELETING], status=BS.DELETED)
 
     def _verify(self, job: Job, obs: Observers) -> VerifyReport:
+        """Check the backup as deep as the job's options say (:mod:`ashvault.check`) and record the outcome: damage
+        found marks an available backup error ("verify failed: OBJECT: ..."), a clean full verify clears that mark.
+        A backend that fails (unreachable, no key) marks nothing."""
         record = self.catalog.get_backup(job.backup_id)
         driver = self.driver(record.service)
         if record.format == driver.native_format and not driver.capabilities.verify:
             raise exceptions.NotSupported(reason=f"driver '{driver.name}' cannot verify backups")
-        return self.handler(record).verify(self.info(record), JobContext(progress=obs.progress))
+        mode = check.CheckMode.of(job.options)
+        ctx = JobContext(progress=obs.progress)
+        what = f"backup {record.id} (driver '{driver.name}', format {record.format})"
+        try:
+            report = check.run(self.handler(record), self.info(record), ctx, mode, what=what,
+                               verified=self._verified_in(job.options.get("run")))
+        except (exceptions.IntegrityError, exceptions.InvalidBackup) as exc:
+            why = check.problem(exc)
+            self.catalog.update_backup(record.id, [BS.AVAILABLE], status=BS.ERROR,
+                                       fail_reason=f"{check.VERIFY_FAILED} {why}")
+            raise
+        if not report.ok:
+            self.catalog.update_backup(record.id, [BS.AVAILABLE], status=BS.ERROR,
+                                       fail_reason=f"{check.VERIFY_FAILED} {check.damage(report)}")
+        elif record.status == BS.ERROR and check.failed_verify(record.fail_reason) and mode.clears:
+            self.catalog.update_backup(record.id, [BS.ERROR], status=BS.AVAILABLE, fail_reason=None)
+        return report
+
+    def _verified_in(self, run: str | None) -> check.Verified | None:
+        """What the verify jobs of one ``backup verify --all`` run found whole in this process (the newest few runs
+        are kept); None for a verify on its own."""
+        if not run:
+            return None
+        with self._lock:
+            found = self._verify_runs.pop(run, None) or check.Verified()
+            self._verify_runs[run] = found
+            while len(self._verify_runs) > 4:
+                self._verify_runs.pop(next(iter(self._verify_runs)))
+            return found
 
     def _import(self, job: Job) -> Backup:
         record = self.catalog.get_backup(job.backup_id)

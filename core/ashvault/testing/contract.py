@@ -81,6 +81,16 @@ class ObjectStoreContract:
         assert ready.list_objects(self.container, "v_1/b_1/man") == ["v_1/b_1/manifest"]
         assert ready.list_objects(self.container, "v_9/") == []
 
+    def test_object_sizes_agree_with_the_listing(self, ready: ObjectStore) -> None:
+        names = {"v_1/b_1/d00000001": b"", "v_1/b_1/manifest": b"m" * 1000, "v_2/b_3/d00000001": b"xyz"}
+        for n, data in names.items():
+            ready.put_object(self.container, n, data)
+        sizes = ready.object_sizes(self.container, "v_1/")
+        if sizes is None:
+            pytest.skip("the store cannot tell sizes without reading (object_sizes gives None)")
+        assert sizes == {"v_1/b_1/d00000001": 0, "v_1/b_1/manifest": 1000}
+        assert ready.object_sizes(self.container, "v_9/") == {}
+
     def test_missing_object(self, ready: ObjectStore) -> None:
         with pytest.raises(exceptions.ObjectNotFound):
             ready.get_object(self.container, "nope")

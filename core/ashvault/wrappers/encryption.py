@@ -162,6 +162,14 @@ class EncryptedObjectStore(ObjectStoreWrapper):
     def list_objects(self, container: str, prefix: str = "") -> list[str]:
         return [n for n in self.inner.list_objects(container, prefix) if not n.startswith(keys.KEY_PREFIX)]
 
+    def object_sizes(self, container: str, prefix: str = "") -> dict[str, int] | None:
+        """Sizes as the caller wrote them: an encrypted object's header and tag are not counted."""
+        sizes = self.inner.object_sizes(container, prefix)
+        if sizes is None:
+            return None
+        less = OVERHEAD if self._keys(container, create=False) is not None else 0
+        return {n: size - less for n, size in sizes.items() if not n.startswith(keys.KEY_PREFIX)}
+
     def put_object(self, container: str, name: str, data: bytes) -> None:
         if name.startswith(keys.KEY_PREFIX):
             raise exceptions.InvalidInput(reason=f"object name '{name}' is reserved for encryption keys")

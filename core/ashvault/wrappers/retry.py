@@ -55,6 +55,9 @@ class RetryingObjectStore(ObjectStoreWrapper):
     def list_objects(self, container: str, prefix: str = "") -> list[str]:
         return self._call(f"list {container}/{prefix}", lambda: self.inner.list_objects(container, prefix))
 
+    def object_sizes(self, container: str, prefix: str = "") -> dict[str, int] | None:
+        return self._call(f"list {container}/{prefix}", lambda: self.inner.object_sizes(container, prefix))
+
     def put_object(self, container: str, name: str, data: bytes) -> None:
         self._call(f"upload {name}", lambda: self.inner.put_object(container, name, data))
 

@@ -206,6 +206,12 @@ class MountedObjectStore(PosixObjectStore):
         except exceptions.TransientDriverError as exc:
             self._recover(exc)
 
+    def object_sizes(self, container: str, prefix: str = "") -> dict[str, int] | None:
+        try:
+            return super().object_sizes(container, prefix)
+        except exceptions.TransientDriverError as exc:
+            self._recover(exc)
+
     def put_object(self, container: str, name: str, data: bytes | memoryview) -> None:
         try:
             super().put_object(container, name, data)

@@ -62,7 +62,8 @@ class PosixObjectStore(ObjectStore):
         except OSError as exc:
             raise _translate(exc, f"cannot create {path}") from exc
 
-    def list_objects(self, container: str, prefix: str = "") -> list[str]:
+    def _walk(self, container: str, prefix: str) -> list[tuple[str, str]]:
+        """(name, path) of every object whose name starts with ``prefix``, sorted by name."""
         base = self._container_dir(container)
         head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = os.path.join(base, head) if head else base
@@ -75,10 +76,24 @@ class PosixObjectStore(ObjectStore):
                         continue
                     name = f if rel == "." else f"{rel}/{f}"
                     if name.startswith(prefix):
-                        found.append(name)
+                        found.append((name, os.path.join(dirpath, f)))
         except OSError as exc:
             raise _translate(exc, f"cannot list {start}") from exc
         return sorted(found)
+
+    def list_objects(self, container: str, prefix: str = "") -> list[str]:
+        return [name for name, _path in self._walk(container, prefix)]
+
+    def object_sizes(self, container: str, prefix: str = "") -> dict[str, int] | None:
+        sizes = {}
+        for name, path in self._walk(container, prefix):
+            try:
+                sizes[name] = os.lstat(path).st_size
+            except FileNotFoundError:
+                continue  # deleted since the listing
+            except OSError as exc:
+                raise _translate(exc, f"cannot stat {path}") from exc
+        return sizes
 
     def put_object(self, container: str, name: str, data: bytes | memoryview) -> None:
         path = self._path(container, name)
