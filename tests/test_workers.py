@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from clitools import Ashvault, MiB, one_line_error, sha256
+from clitools import MiB, sha256
 from workertools import Site, rabbit_vhost, wait_for
 
 from ashvault.testing import volumes
@@ -74,14 +74,6 @@ def test_a_worker_runs_each_job_once_and_stops_gracefully(site: Site, tmp_path: 
     assert site.stop(slow_worker) == 0
     assert slow.j("backup", "show", running["id"])["status"] == "available"
     assert [s["status"] for s in site.services(slow)] == ["stopped", "stopped"]
-
-
-def test_no_wait_needs_workers(av: Ashvault, tmp_path: pathlib.Path) -> None:
-    path = volumes.write_mixed(str(tmp_path / "v.img"), 4 * MiB, seed=2, run=MiB)
-    av.j("volume", "register", "v", path)
-    err = one_line_error(av("backup", "create", "v", "--no-wait", ok=False))
-    assert "ashvault_transport_url" in err
-    assert av.j("backup", "list") == []
 
 
 def test_a_dead_workers_job_is_marked_error_by_another(site: Site, tmp_path: pathlib.Path) -> None:

@@ -1,0 +1,90 @@
+"""``--no-wait`` without backup workers: the ``ashvault`` command starts the job in a detached process, returns the
+backup's id at once, and ``backup show`` follows the job in the catalog."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import time
+
+import pytest
+from clitools import Ashvault, MiB, sha256
+from workertools import wait_for
+
+LIMIT = 2 * MiB
+"""backup_bandwidth_limit: a 8 MiB volume of random data takes about 4 s each way, so each job is still running when
+the command that started it has returned."""
+
+
+@pytest.fixture
+def slow(tmp_path: pathlib.Path) -> Ashvault:
+    return Ashvault(tmp_path, f"backup_bandwidth_limit = {LIMIT}\nbackup_compression_algorithm = none")
+
+
+def random_volume(av: Ashvault, path: pathlib.Path, size: int = 8 * MiB) -> str:
+    path.write_bytes(os.urandom(size))
+    av.j("volume", "register", "v", str(path))
+    return str(path)
+
+
+def backup_files(av: Ashvault, backup_id: str) -> list[pathlib.Path]:
+    return [p for p in av.backups.rglob("*") if f"backup_{backup_id}" in str(p)]
+
+
+def detached_pid(av: Ashvault, kind: str, backup_id: str) -> int:
+    """The detached process running the job: it names itself in the job's lock once it has started."""
+    log = av.state / "logs" / f"{kind}-{backup_id}.log"
+    wait_for("the detached job to start", lambda: log.exists() and "started" in log.read_text(), 30, poll=0.05)
+    return int((av.state / "locks" / f"backup-{backup_id}.lock").read_text())
+
+
+def test_no_wait_returns_at_once_and_show_follows_the_job(slow: Ashvault, tmp_path: pathlib.Path) -> None:
+    path = random_volume(slow, tmp_path / "v.img")
+    began = time.monotonic()
+    b = slow.j("backup", "create", "v", "--no-wait")
+    returned = time.monotonic() - began
+    assert b["status"] == "creating"
+    shown = slow.j("backup", "show", b["id"])
+    assert shown["status"] == "creating", "the command returned before the backup was available"
+    assert shown["progress"].endswith("%")
+    assert slow.j("volume", "show", "v")["status"] == "backing-up"
+    assert detached_pid(slow, "backup", b["id"]) > 0
+
+    done = wait_for("the backup", lambda: (s := slow.j("backup", "show", b["id"]))["status"] != "creating" and s, 60)
+    took = time.monotonic() - began
+    assert done["status"] == "available", done["fail_reason"]
+    assert done["progress"] is None
+    assert done["object_count"] > 0
+    assert returned < took / 2, f"the command took {returned:.1f} s of the backup's {took:.1f} s"
+    assert slow.j("volume", "show", "v")["status"] == "available"
+
+    r = slow.j("backup", "restore", b["id"], "copy", "--no-wait")
+    assert r["volume_created"] is True
+    assert slow.j("volume", "show", "copy")["status"] == "restoring-backup"
+    assert slow.j("backup", "show", b["id"])["status"] == "restoring"
+    wait_for("the restore", lambda: slow.j("volume", "show", "copy")["status"] != "restoring-backup", 60)
+    assert slow.j("volume", "show", "copy")["status"] == "available"
+    assert slow.j("backup", "show", b["id"])["status"] == "available"
+    assert sha256(r["volume_location"]) == sha256(path)
+    assert "restore of backup" in (slow.state / "logs" / f"restore-{b['id']}.log").read_text()
+
+
+def test_a_killed_detached_job_is_resolved_by_the_next_command(slow: Ashvault, tmp_path: pathlib.Path) -> None:
+    random_volume(slow, tmp_path / "v.img")
+    b = slow.j("backup", "create", "v", "--no-wait")
+    pid = detached_pid(slow, "backup", b["id"])
+    wait_for("the first objects", lambda: any(p.is_file() for p in backup_files(slow, b["id"])), 30, poll=0.05)
+    os.kill(pid, signal.SIGKILL)
+
+    shown = wait_for("the next command to resolve it",
+                     lambda: (s := slow.j("backup", "show", b["id"]))["status"] != "creating" and s, 10, poll=0.05)
+    assert shown["status"] == "error"
+    assert "stopped before it finished" in shown["fail_reason"]
+    assert shown["progress"] is None, "the job's row ended with it"
+    assert slow.j("volume", "show", "v")["status"] == "available"
+    assert any(p.is_file() for p in backup_files(slow, b["id"])), "what it wrote is there until deleted"
+
+    slow("backup", "delete", b["id"])
+    assert backup_files(slow, b["id"]) == []
+    assert slow.j("backup", "list") == []
