@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import pathlib
 import signal
 import subprocess
@@ -152,3 +154,57 @@ def test_a_postgresql_restart_fails_the_running_job_cleanly(tmp_path: pathlib.Pa
         assert sha256(a.j("backup", "restore", after["id"])["volume_location"]) == sha256(path)
     finally:
         site.close()
+
+
+@contextlib.contextmanager
+def catalog_outage(pg_url: str) -> Iterator[None]:
+    """The catalog's database refuses every connection, and those open are cut, until the block ends: what a
+    PostgreSQL restart does to its clients, without restarting a server other tests may share."""
+    import psycopg
+
+    server, name = pg_url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+
+
+def test_a_job_caught_in_a_catalog_outage_ends_error_and_the_worker_runs_the_next(
+    site: Site, pg_url: str, tmp_path: pathlib.Path
+) -> None:
+    a = site.host("hostA", backup_bandwidth_limit=MiB, backup_file_size=MiB)
+    site.start(a)
+    path = tmp_path / "v0.img"
+    path.write_bytes(os.urandom(4 * MiB))
+    a.j("volume", "register", "v0", str(path))
+    site.wait_up(a, 1)
+    running = a.j("backup", "create", "v0", "--no-wait")
+    catalog = site.catalog()
+    job = wait_for("the job to run", lambda: catalog.list_jobs(backup_id=running["id"], state="running"), 60, 0.05)[0]
+    catalog.close()
+    wait_for("its first objects", lambda: any(p.is_file() for p in site.backups.rglob("d*")), 60, 0.05)
+
+    # The catalog stays away until the job has failed on it, wherever that happens (a cancellation check, its final
+    # record): the job cannot ride the outage out, so its end is the branch where the catalog failed under it.
+    with catalog_outage(pg_url):
+        wait_for("the job to fail", lambda: f"job {job.id}: failed" in site.log_text(), 60, 0.05)
+
+    catalog = site.catalog()
+    ended = wait_for("the job's end", lambda: catalog.list_jobs(backup_id=running["id"], state=["done", "error"]),
+                     60, 0.1)[0]
+    record = catalog.get_backup(running["id"])
+    assert ended.state == "error" and record.status == "error"
+    assert record.fail_reason and "catalog" in record.fail_reason, record.fail_reason
+    assert record.object_count == 0 and record.stored_bytes == 0, "nothing of a half backup is recorded"
+    assert not [p for p in site.backups.rglob("*") if p.is_file()], "what it wrote is removed"
+    assert catalog.get_volume("v0").status == "available"
+    assert "the catalog did not answer" in site.log_text(), "the worker's heartbeat met the outage"
+    catalog.close()
+
+    after = a.j("backup", "create", "v0")  # the same worker, on new connections
+    assert after["status"] == "available"
+    assert sha256(a.j("backup", "restore", after["id"])["volume_location"]) == sha256(str(path))
+    assert site.claims()[after["id"]] == ["backup", "restore"]
