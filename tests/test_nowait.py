@@ -88,3 +88,24 @@ def test_a_killed_detached_job_is_resolved_by_the_next_command(slow: Ashvault, t
     slow("backup", "delete", b["id"])
     assert backup_files(slow, b["id"]) == []
     assert slow.j("backup", "list") == []
+
+
+def test_workers_sharing_the_catalog_leave_a_detached_job_to_its_host(slow: Ashvault, tmp_path: pathlib.Path) -> None:
+    """A detached job sends no heartbeat: a worker's take-over must not mistake it for a dead worker's job."""
+    from ashvault.api import API
+    from ashvault.catalog import JobState
+    from ashvault.conf import make_config
+    from ashvault.workers.worker import Worker
+
+    random_volume(slow, tmp_path / "v.img")
+    b = slow.j("backup", "create", "v", "--no-wait")
+    api = API(make_config([], [str(slow.conf)]), cleanup=False)
+    try:
+        rows = api.catalog.list_jobs(backup_id=b["id"], state=JobState.RUNNING)
+        assert len(rows) == 1
+        assert Worker(api.conf, api.catalog).take_over() == []
+        assert api.catalog.get_job(rows[0].id).state == JobState.RUNNING
+    finally:
+        api.close()
+    done = wait_for("the backup", lambda: (s := slow.j("backup", "show", b["id"]))["status"] != "creating" and s, 60)
+    assert done["status"] == "available", done["fail_reason"]

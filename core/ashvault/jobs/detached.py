@@ -35,6 +35,15 @@ PROGRESS_INTERVAL = 0.5
 """Seconds between progress updates in the catalog, as a worker writes them."""
 
 
+SUFFIX = ":detached"
+"""A detached job's row names ``<host>:detached`` as its worker."""
+
+
+def is_detached(worker: str | None) -> bool:
+    """Whether a job row's ``worker`` is a detached process rather than an ``ashvault-backup`` worker."""
+    return bool(worker and worker.endswith(SUFFIX))
+
+
 def log_path(conf: cfg.ConfigOpts, job: Job) -> str:
     return os.path.join(conf.ashvault_state_path, "logs", f"{job.kind}-{job.backup_id}.log")
 
@@ -65,7 +74,7 @@ class DetachedDispatcher:
         if lock is None:
             raise exceptions.InvalidInput(reason=f"a {job.kind} job cannot run detached")
         row = JobRecord(id=str(uuid.uuid4()), kind=job.kind, backup_id=job.backup_id, body=job.to_json(),
-                        topic_host=self.conf.host, state=JobState.RUNNING, worker=f"{self.conf.host}:detached",
+                        topic_host=self.conf.host, state=JobState.RUNNING, worker=self.conf.host + SUFFIX,
                         claimed_at=utcnow())
         self.catalog.add(row)
         spec = {"job": job.to_json(), "job_id": row.id, "lock_fd": lock.fileno(),
