@@ -13,16 +13,19 @@ from clitools import Ashvault, MiB, sha256
 from workertools import wait_for
 
 LIMIT = 2 * MiB
-"""backup_bandwidth_limit: a 8 MiB volume of random data takes about 4 s each way, so each job is still running when
-the command that started it has returned."""
+"""backup_bandwidth_limit: a 12 MiB volume of random data takes about 6 s each way, so each job is still running
+when the command that started it has returned, and the commands after it, even on a busy machine."""
+
+
+SLOW = f"backup_bandwidth_limit = {LIMIT}\nbackup_compression_algorithm = none"
 
 
 @pytest.fixture
 def slow(tmp_path: pathlib.Path) -> Ashvault:
-    return Ashvault(tmp_path, f"backup_bandwidth_limit = {LIMIT}\nbackup_compression_algorithm = none")
+    return Ashvault(tmp_path, SLOW)
 
 
-def random_volume(av: Ashvault, path: pathlib.Path, size: int = 8 * MiB) -> str:
+def random_volume(av: Ashvault, path: pathlib.Path, size: int = 12 * MiB) -> str:
     path.write_bytes(os.urandom(size))
     av.j("volume", "register", "v", str(path))
     return str(path)
@@ -88,6 +91,22 @@ def test_a_killed_detached_job_is_resolved_by_the_next_command(slow: Ashvault, t
     slow("backup", "delete", b["id"])
     assert backup_files(slow, b["id"]) == []
     assert slow.j("backup", "list") == []
+
+
+def test_a_killed_detached_restore_leaves_the_backup_available(slow: Ashvault, tmp_path: pathlib.Path) -> None:
+    path = random_volume(slow, tmp_path / "v.img")
+    slow.write_conf("backup_compression_algorithm = none")
+    b = slow.j("backup", "create", "v")
+    slow.write_conf(SLOW)
+    r = slow.j("backup", "restore", b["id"], "copy", "--no-wait")
+    os.kill(detached_pid(slow, "restore", b["id"]), signal.SIGKILL)
+
+    wait_for("the next command to resolve it", lambda: slow.j("backup", "show", b["id"])["status"] == "available",
+             10, poll=0.05)
+    assert slow.j("backup", "show", b["id"])["progress"] is None
+    assert slow.j("volume", "show", "copy")["status"] == "error_restoring"
+    again = slow.j("backup", "restore", b["id"], "copy", "--force")
+    assert sha256(again["volume_location"]) == sha256(path) == sha256(r["volume_location"])
 
 
 def test_workers_sharing_the_catalog_leave_a_detached_job_to_its_host(slow: Ashvault, tmp_path: pathlib.Path) -> None:
