@@ -120,14 +120,14 @@ def test_file_volumes_go_to_their_hosts_workers_and_others_to_any(site: Site, tm
     worker_b = site.start(b)
     pa = [volumes.write_mixed(str(tmp_path / f"a{n}.img"), 8 * MiB, seed=10 + n, run=MiB) for n in range(3)]
     pb = [volumes.write_mixed(str(tmp_path / f"b{n}.img"), 8 * MiB, seed=20 + n, run=MiB) for n in range(3)]
-    for n in range(3):
-        a.j("volume", "register", f"a{n}", pa[n])
-        b.j("volume", "register", f"b{n}", pb[n])
+    site.register(a, {f"a{n}": pa[n] for n in range(3)})
+    site.register(b, {f"b{n}": pb[n] for n in range(3)})
     site.wait_up(a, 2)
     ids_a = [a.j("backup", "create", f"a{n}", "--no-wait")["id"] for n in range(3)]
     ids_b = [b.j("backup", "create", f"b{n}", "--no-wait")["id"] for n in range(3)]
-    for bid in ids_a + ids_b:
-        wait_for(f"backup {bid}", lambda bid=bid: a.j("backup", "show", bid)["status"] == "available")
+    catalog = site.catalog()
+    wait_for("the backups", lambda: all(catalog.backup_status(bid) == "available" for bid in ids_a + ids_b))
+    catalog.close()
     logs = {proc.pid: log.read_text() for proc, log in site.workers}
     log_a, log_b = logs[site.workers[0][0].pid], logs[worker_b.pid]
     assert all(f"of backup {bid}" in log_a and f"of backup {bid}" not in log_b for bid in ids_a)
