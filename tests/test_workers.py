@@ -77,11 +77,12 @@ def test_a_worker_runs_each_job_once_and_stops_gracefully(site: Site, tmp_path: 
 
 
 def test_a_dead_workers_job_is_marked_error_by_another(site: Site, tmp_path: pathlib.Path) -> None:
-    a = site.host("hostA", backup_bandwidth_limit=MiB)
+    # 1 MiB objects at 1 MiB/s: the first lands within a second or two, and the rest take seconds more.
+    a = site.host("hostA", backup_bandwidth_limit=MiB, backup_file_size=MiB)
     b_host = site.host("hostB")
     doomed = site.start(a)
     site.start(b_host)
-    path = volumes.write_mixed(str(tmp_path / "v0.img"), 32 * MiB, seed=3, run=MiB)
+    path = volumes.write_mixed(str(tmp_path / "v0.img"), 16 * MiB, seed=3, run=MiB)
     a.j("volume", "register", "v0", path)
     site.wait_up(a, 2)
     earlier = a.j("backup", "create", "v0")
