@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from clitools import Ashvault, MiB, sha256
+from clitools import Ashvault, MiB, one_line_error, sha256
 from workertools import wait_for
 
 LIMIT = 2 * MiB
@@ -77,7 +77,10 @@ def test_a_killed_detached_job_is_resolved_by_the_next_command(slow: Ashvault, t
     random_volume(slow, tmp_path / "v.img")
     b = slow.j("backup", "create", "v", "--no-wait")
     pid = detached_pid(slow, "backup", b["id"])
-    wait_for("the first objects", lambda: any(p.is_file() for p in backup_files(slow, b["id"])), 30, poll=0.05)
+    # A whole object, not only a temporary: the posix store leaves the temporaries of a backup that completed no
+    # object at all when that backup is deleted (it removes them with the objects of their directory).
+    wait_for("the first object", lambda: any(p.is_file() and not p.name.startswith(".tmp-")
+                                             for p in backup_files(slow, b["id"])), 30, poll=0.05)
     os.kill(pid, signal.SIGKILL)
 
     shown = wait_for("the next command to resolve it",
@@ -107,6 +110,19 @@ def test_a_killed_detached_restore_leaves_the_backup_available(slow: Ashvault, t
     assert slow.j("volume", "show", "copy")["status"] == "error_restoring"
     again = slow.j("backup", "restore", b["id"], "copy", "--force")
     assert sha256(again["volume_location"]) == sha256(path) == sha256(r["volume_location"])
+
+
+def test_a_job_that_cannot_start_detached_fails_in_one_line(av: Ashvault, tmp_path: pathlib.Path) -> None:
+    random_volume(av, tmp_path / "v.img", MiB)
+    (av.state / "logs").write_text("not a directory")
+    err = one_line_error(av("backup", "create", "v", "--no-wait", ok=False))
+    assert "could not be started in the background" in err and str(av.state / "logs") in err
+    [b] = av.j("backup", "list")
+    shown = av.j("backup", "show", b["id"])
+    assert shown["status"] == "error" and "could not be started" in shown["fail_reason"]
+    assert shown["progress"] is None
+    assert av.j("volume", "show", "v")["status"] == "available"
+    assert av.j("backup", "create", "v")["status"] == "available", "a waited-for backup needs no detached process"
 
 
 def test_workers_sharing_the_catalog_leave_a_detached_job_to_its_host(slow: Ashvault, tmp_path: pathlib.Path) -> None:

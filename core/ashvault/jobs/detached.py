@@ -78,18 +78,21 @@ class DetachedDispatcher:
                         claimed_at=utcnow())
         self.catalog.add(row)
         spec = {"job": job.to_json(), "job_id": row.id, "lock_fd": lock.fileno(),
-                "config_files": list(self.conf.default_config_files), "passphrase": _typed_passphrase(self.conf)}
+                "config_files": [os.path.abspath(f) for f in self.conf.default_config_files],
+                "passphrase": _typed_passphrase(self.conf)}
         path = log_path(self.conf, job)
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             with open(path, "ab") as log:
-                proc = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=log,
-                                        stderr=log, pass_fds=(lock.fileno(),), start_new_session=True)
+                # -P: the caller's working directory (where the child starts, "/") is no import path.
+                proc = subprocess.Popen([sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE, stdout=log,
+                                        stderr=log, pass_fds=(lock.fileno(),), start_new_session=True, cwd="/")
             assert proc.stdin is not None
             with proc.stdin:
                 proc.stdin.write(json.dumps(spec).encode())
         except OSError as exc:
-            reason = f"the job could not be started in the background: {exc.strerror or exc}"
+            where = f" ({exc.filename})" if exc.filename else ""
+            reason = f"the job could not be started in the background: {exc.strerror or exc}{where}"
             self._fail(row, job, reason)
             raise exceptions.AshvaultError(reason) from exc
         # The child holds the lock now, through its copy of the descriptor.
