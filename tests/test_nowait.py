@@ -3,13 +3,15 @@ backup's id at once, and ``backup show`` follows the job in the catalog."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
+import subprocess
 import time
 
 import pytest
-from clitools import Ashvault, MiB, one_line_error, sha256
+from clitools import BIN, Ashvault, MiB, one_line_error, sha256
 from workertools import wait_for
 
 LIMIT = 2 * MiB
@@ -144,3 +146,29 @@ def test_workers_sharing_the_catalog_leave_a_detached_job_to_its_host(slow: Ashv
         api.close()
     done = wait_for("the backup", lambda: (s := slow.j("backup", "show", b["id"]))["status"] != "creating" and s, 60)
     assert done["status"] == "available", done["fail_reason"]
+
+
+def test_a_typed_passphrase_reaches_the_detached_job_and_nothing_else(tmp_path: pathlib.Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interactive shell's typed passphrase goes to the child through a pipe: never argv, environment or log."""
+    from ashvault import keys
+    from ashvault.api import API
+    from ashvault.conf import make_config
+
+    av = Ashvault(tmp_path, "encryption = aes-256-gcm")
+    path = random_volume(av, tmp_path / "v.img", MiB)
+    secret = "typed-at-the-prompt-" + os.urandom(4).hex()
+    monkeypatch.setattr(keys, "_typed_passphrase", secret)  # as the shell's prompt keeps it
+    api = API(make_config([], [str(av.conf)]))
+    try:
+        b = api.backup_create("v", wait=False)
+        assert b.status == "creating"
+        done = wait_for("the backup", lambda: (s := api.catalog.get_backup(b.id)).status != "creating" and s, 60)
+        assert done.status == "available", done.fail_reason
+    finally:
+        api.close()
+    assert not [p for p in av.state.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    env = {**os.environ, keys.PASSPHRASE_ENV: secret}
+    restored = subprocess.run([str(BIN / "ashvault"), "--config-file", str(av.conf), "backup", "restore", b.id,
+                               "-f", "json"], capture_output=True, text=True, env=env, check=True)
+    assert sha256(json.loads(restored.stdout)["volume_location"]) == sha256(path)
