@@ -92,6 +92,19 @@ class Site:
         self.workers.append((proc, log))
         return proc
 
+    def register(self, av: Ashvault, paths: dict[str, str]) -> None:
+        """Register the volumes ``paths`` (name -> file) on ``av``'s host, in this process: set-up that a command per
+        volume would spend a Python start-up on, each."""
+        from ashvault.api import API
+        from ashvault.conf import make_config
+
+        api = API(make_config([], [str(av.conf)]))
+        try:
+            for name, path in paths.items():
+                api.volume_register(name, path)
+        finally:
+            api.close()
+
     def catalog(self) -> Catalog:
         return Catalog(self.pg_url, lock_dir=str(self.tmp))
 

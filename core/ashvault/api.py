@@ -24,6 +24,7 @@ from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, Volume, Vo
 from ashvault.catalog.models import utcnow
 from ashvault.conf import make_config
 from ashvault.driver import ProgressFn, VerifyReport
+from ashvault.jobs.detached import DetachedDispatcher
 from ashvault.jobs.dispatcher import LocalDispatcher
 from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.jobs.manager import Manager
@@ -152,8 +153,8 @@ class API:
         on_wait: Callable[[], None] | None = None,
         wait: bool = True,
     ) -> Backup:
-        """With ``wait`` false (workers only) it returns the record, still creating, once the job is sent."""
-        self._check_wait(wait)
+        """With ``wait`` false it returns the record, still creating, once the job is sent to the workers or, without
+        them, started in a detached process (:mod:`ashvault.jobs.detached`)."""
         vol = self.catalog.get_volume(volume)
         if not vol.location:
             raise exceptions.InvalidState(reason=f"volume {vol.name or vol.id} was rebuilt from the backend and its "
@@ -196,20 +197,14 @@ class API:
         done = self._run(job, Observers(progress, on_wait), record=record, force=force, wait=wait)
         return done if wait else self.catalog.get_backup(bid)
 
-    def _check_wait(self, wait: bool) -> None:
-        if not wait and not self.remote:
-            raise exceptions.InvalidInput(
-                reason="--no-wait needs backup workers (ashvault_transport_url): without them the job runs in this "
-                "command"
-            )
-
     def _run(self, job: Job, observers: Observers | None = None, *, record: Backup | None = None,
              force: bool = False, wait: bool = True) -> Any:
         """Admit ``job`` (its status visible under its lock), hand it to the dispatcher and, with ``wait``, wait
-        for its end."""
+        for its end; without ``wait`` and workers, the job runs in a detached process."""
         self.manager.admit(job, record, force=force)
+        dispatcher = self.dispatcher if wait or self.remote else DetachedDispatcher(self.conf, self.manager)
         try:
-            future = self.dispatcher.submit(job, observers)
+            future = dispatcher.submit(job, observers)
         except BaseException:
             self.manager.abandon(job)
             raise
@@ -249,7 +244,6 @@ class API:
         on_wait: Callable[[], None] | None = None,
         wait: bool = True,
     ) -> tuple[Backup, Volume]:
-        self._check_wait(wait)
         rec = self.catalog.get_backup(backup)
         if rec.status != BS.AVAILABLE:
             why = f" ({rec.fail_reason})" if check.failed_verify(rec.fail_reason) else ""

@@ -63,6 +63,11 @@ def remember_passphrase(passphrase: str) -> None:
     _typed_passphrase = passphrase
 
 
+def typed_passphrase() -> str | None:
+    """The passphrase :func:`remember_passphrase` kept, if any."""
+    return _typed_passphrase
+
+
 def user_key_from_conf(conf: cfg.ConfigOpts) -> UserKey:
     """The key file named by ``encryption_key_file``, else ``$ASHVAULT_PASSPHRASE``, else the typed passphrase."""
     path = conf.encryption_key_file

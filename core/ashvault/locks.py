@@ -43,7 +43,7 @@ class FileLock:
 
     def _own(self, fd: int) -> None:
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
     def _acquire_within(self, timeout: float) -> bool:
@@ -76,6 +76,19 @@ class FileLock:
     @property
     def held(self) -> bool:
         return self._fd >= 0
+
+    def fileno(self) -> int:
+        """The descriptor holding the lock (-1 when not held): a child process that inherits it holds the lock too,
+        for as long as either keeps it open."""
+        return self._fd
+
+    @classmethod
+    def adopt(cls, path: str, fd: int) -> FileLock:
+        """The lock at ``path``, held through ``fd``, a descriptor inherited from the process that took it; the lock
+        file then names this process as its owner."""
+        lock = cls(path)
+        lock._own(fd)
+        return lock
 
     def __enter__(self) -> FileLock:
         self.acquire()

@@ -42,7 +42,8 @@ def add_wait(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--wait", dest="wait", action="store_true", default=True,
                        help="wait for the job to end, with a progress bar (the default)")
     group.add_argument("--no-wait", dest="wait", action="store_false",
-                       help="return once the job is sent to the backup workers; 'backup show' follows it")
+                       help="return at once with the backup's id: the job goes to the backup workers or, without them, "
+                            "runs in a detached process (log under the state path); 'backup show' follows it")
 
 
 class CreateBackup(ShowOne):

@@ -105,7 +105,8 @@ class JobState:
 @dataclasses.dataclass(kw_only=True, eq=False)
 class JobRecord:
     """A job sent to the backup workers (``ashvault_transport_url`` set): the catalog's copy is the truth, the message
-    a hint.
+    a hint. Without workers, a job started with ``--no-wait`` has a row too, running under ``<host>:detached``
+    (:mod:`ashvault.jobs.detached`), for its progress.
 
     A worker runs it only after moving it from queued to running with its own ``worker`` id in one conditional
     update, so a message delivered twice runs once.

@@ -6,6 +6,7 @@ resolves the jobs a dead process left behind.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 from oslo_config import cfg
 
 from ashvault import check, exceptions, formats, plugins
-from ashvault.catalog import Backup, BackupStatus, Catalog, VolumeStatus
+from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, VolumeStatus
 from ashvault.driver import BackupDriver, BackupInfo, JobContext, VerifyReport
 from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.locks import FileLock, SlotSemaphore, owner_alive
@@ -161,6 +162,15 @@ class Manager:
     def _release_volume(self, job: Job, expected: str, status: str) -> None:
         if job.volume_id and (job.kind != Kind.BACKUP or job.options.get("volume_claimed")):
             self.catalog.set_volume_status(job.volume_id, [expected], status)
+
+    def admitted_lock(self, job: Job) -> FileLock | None:
+        """The lock :meth:`admit` took for ``job``, while this process holds it."""
+        return self._admitted.get(job.backup_id)
+
+    def adopt(self, job: Job, fd: int) -> None:
+        """Hold ``job``'s lock through ``fd``, inherited from the process that admitted the job, so that :meth:`run`
+        runs it here as if it had been admitted here."""
+        self._admitted[job.backup_id] = FileLock.adopt(self.job_lock(job.backup_id).path, fd)
 
     def abandon(self, job: Job) -> None:
         """Undo :meth:`admit` for a job that could not be queued."""
@@ -371,9 +381,16 @@ class Manager:
                         done.append(f"backup {b.id}: deleting -> deleted")
                     except Exception as exc:
                         LOG.warning("resuming the delete of backup %s failed: %s", b.id, one_line(exc))
+                self._end_job_rows(b.id)
             finally:
                 lock.release()
         for line in done:
             LOG.info("%s", line)
         return done
 
+    def _end_job_rows(self, backup_id: str) -> None:
+        """End the rows of detached jobs (:mod:`ashvault.jobs.detached`) still running for a backup whose job died."""
+        result = json.dumps({"error": "AshvaultError",
+                             "message": "the process running the job stopped before it finished"})
+        for rec in self.catalog.list_jobs(backup_id=backup_id, state=JobState.RUNNING):
+            self.catalog.end_job(rec.id, None, JobState.ERROR, result)

@@ -17,6 +17,7 @@ from ashvault import exceptions
 from ashvault.catalog import Backup, BackupStatus, Catalog, JobRecord, JobState, Service, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.driver import JobContext
+from ashvault.jobs import detached
 from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.jobs.manager import Manager, one_line
 from ashvault.workers import messaging
@@ -243,6 +244,8 @@ class Worker:
             owner = services.get(rec.worker or "")
             if rec.worker == self.id or (owner is not None and service_status(owner, down_time) == "up"):
                 continue
+            if detached.is_detached(rec.worker):
+                continue  # run by a process with no heartbeat: its host's next command resolves it, by its lock
             who = f"{owner.host} pid {owner.pid}" if owner else rec.worker
             reason = (f"the worker running it ({who}) sent no heartbeat for {down_time} s; worker {self.id} "
                       "marked it error")
