@@ -19,11 +19,11 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import accounting, cinder, exceptions, formats, retention
+from ashvault import accounting, cinder, exceptions, formats, records, retention
 from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.conf import make_config
-from ashvault.driver import ProgressFn, VerifyReport
+from ashvault.driver import BackupInfo, ProgressFn, VerifyReport
 from ashvault.jobs.dispatcher import LocalDispatcher
 from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.jobs.manager import Manager
@@ -37,7 +37,7 @@ _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):(?!//)|^([a-z][a-z0-9+.\-]*)://")
 
 RECORD_FIELDS = (
     "id", "volume_id", "name", "description", "container", "parent_id", "size", "service", "service_metadata",
-    "format", "object_count", "stored_bytes", "availability_zone", "created_at", "data_timestamp",
+    "format", "object_count", "stored_bytes", "availability_zone", "created_at", "data_timestamp", "manifest_hash",
 )
 
 
@@ -339,29 +339,33 @@ class API:
         return {"backup_service": driver.name, "backup_url": url}
 
     def backup_import(self, backup_service: str, backup_url: str) -> Backup:
+        """Record a backup exported elsewhere whose data is on this site's backend.
+
+        Every field is checked (:func:`ashvault.records.parse_record`), and for a chunked backup that the record
+        matches the manifest found on the backend, before anything is written: a refusal raises ``InvalidInput``
+        (a bad field), ``InvalidBackup`` or ``IntegrityError`` (no or another backup's manifest) and leaves no row
+        and no lock file behind."""
         try:
             doc = json.loads(base64.b64decode(backup_url, validate=True))
-            if not isinstance(doc, dict) or "id" not in doc or "size" not in doc:
-                raise ValueError("it lacks the id or size")
-        except (ValueError, binascii.Error) as exc:
-            raise exceptions.InvalidInput(reason=f"the backup record is not valid: {exc}") from exc
+        except (ValueError, binascii.Error, RecursionError) as exc:
+            raise exceptions.InvalidInput(reason=f"the backup record is not valid: {str(exc)[:200]}") from exc
+        now = utcnow()
+        fields, driver_info = records.parse_record(doc, now)
         driver = self.manager.driver(backup_service)
-        existing = self.catalog.find_backup(doc["id"])
+        fields["service"] = driver.name
+        fields["format"] = fields["format"] or _old_format(doc)
+        record = Backup(**fields, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
+                        deleted=False)
+        handler = formats.handler(driver, record.format)
+        records.check_location(record, object_store=record.format != driver.native_format)
+        existing = self.catalog.find_backup(record.id)
         if existing is not None and not existing.deleted:
-            raise exceptions.InvalidState(reason=f"backup {doc['id']} already exists here ({existing.status})")
+            raise exceptions.InvalidState(reason=f"backup {record.id} already exists here ({existing.status})")
+        if not self.remote:
+            handler.import_record(BackupInfo.of(record), driver_info)
         if existing is not None:
             self.catalog.purge_backup(existing.id)
-        now = utcnow()
-        parsed = {k: doc.get(k) for k in RECORD_FIELDS}
-        for k in ("created_at", "data_timestamp"):
-            parsed[k] = datetime.datetime.fromisoformat(parsed[k]) if parsed.get(k) else now
-        record = Backup(**parsed, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
-                        deleted=False)
-        record.service = driver.name
-        record.format = doc.get("format") or _old_format(doc)
-        record.object_count = record.object_count or 0
-        record.stored_bytes = record.stored_bytes or 0
-        imported: Backup = self._run(Job(Kind.IMPORT, record.id, options={"driver_info": doc.get("driver_info") or {}}),
+        imported: Backup = self._run(Job(Kind.IMPORT, record.id, options={"driver_info": driver_info}),
                                      record=record)
         return imported
 

@@ -46,9 +46,8 @@ def collect(store: ObjectStore, container: str, volume_prefix: str, ctx: JobCont
     live: set[str] = set()
     for space, members in spaces.items():
         if f"{space}/{MANIFEST}" in members and f"{space}/{TOMBSTONE}" not in members:
-            backup_id = space.rsplit("backup_", 1)[-1]
             try:
-                live |= read_manifest(store, container, space, backup_id).referenced_names()
+                live |= read_manifest(store, container, space, None).referenced_names()
             except exceptions.IntegrityError:
                 LOG.warning("manifest of %s is unreadable; keeping every object of the volume", space)
                 return 0

@@ -227,6 +227,7 @@ class Manager:
                 job.backup_id, [BS.CREATING], status=BS.AVAILABLE, container=result.container,
                 service_metadata=result.service_metadata, size=result.size, object_count=result.object_count,
                 stored_bytes=result.stored_bytes, read_bytes=result.read_bytes, fail_reason=None,
+                manifest_hash=result.manifest_hash,
             )
             if not won:
                 record.container, record.service_metadata = result.container, result.service_metadata
