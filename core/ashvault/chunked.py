@@ -140,8 +140,13 @@ class ChunkedFormat:
 
     def import_record(self, backup: BackupInfo, driver_info: dict[str, Any]) -> None:
         """Check that the manifest found on the backend is this record's (id, volume, size, hash when the record
-        carries one). Raises ``InvalidBackup`` (none found) or ``IntegrityError``."""
-        self.read_manifest(backup)
+        carries one). Raises ``InvalidBackup``: it is the record that is wrong, not the data."""
+        try:
+            self.read_manifest(backup)
+        except exceptions.IntegrityError as exc:
+            raise exceptions.InvalidBackup(
+                reason=f"the record does not match the backup on the backend: {exc.kwargs.get('reason', exc)}"
+            ) from exc
 
 
 class ChunkedBackupDriver(BackupDriver):
