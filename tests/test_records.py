@@ -187,7 +187,7 @@ def temporaries(root: pathlib.Path) -> list[pathlib.Path]:
 def test_temporaries_of_a_killed_backup_are_removed_by_its_delete_and_the_collection(av: Ashvault) -> None:
     av.write_conf(f"backup_pipeline_threads = 1\n[backup_posix]\npath = {av.backups}\nobject_size = 1048576\n"
                   "max_transfers = 1\n")
-    register(av, "v", size=256 * MiB, seed=5)
+    register(av, "v", size=64 * MiB, seed=5)
     kept = av.j("backup", "create", "v")
     proc = av.popen("backup", "create", "v", "--force")
     deadline = time.monotonic() + 60
