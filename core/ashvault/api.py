@@ -343,8 +343,9 @@ class API:
 
         Every field is checked (:func:`ashvault.records.parse_record`), and for a chunked backup that the record
         matches the manifest found on the backend, before anything is written: a refusal raises ``InvalidInput``
-        (a bad field), ``InvalidBackup`` or ``IntegrityError`` (no or another backup's manifest) and leaves no row
-        and no lock file behind."""
+        (a bad field), ``NotSupported`` (a format the driver does not read) or ``InvalidBackup`` (no manifest, or
+        not this record's) and leaves no row and no lock file behind. With backup workers the backend is checked
+        by the worker's job, which removes the row again when it refuses."""
         try:
             doc = json.loads(base64.b64decode(backup_url, validate=True))
         except (ValueError, binascii.Error, RecursionError) as exc:
@@ -365,8 +366,8 @@ class API:
             handler.import_record(BackupInfo.of(record), driver_info)
         if existing is not None:
             self.catalog.purge_backup(existing.id)
-        imported: Backup = self._run(Job(Kind.IMPORT, record.id, options={"driver_info": driver_info}),
-                                     record=record)
+        options = {"driver_info": driver_info, "checked": not self.remote}
+        imported: Backup = self._run(Job(Kind.IMPORT, record.id, options=options), record=record)
         return imported
 
     def backup_import_cinder(

@@ -298,7 +298,8 @@ class Manager:
     def _import(self, job: Job) -> Backup:
         record = self.catalog.get_backup(job.backup_id)
         try:
-            self.handler(record).import_record(self.info(record), job.options.get("driver_info") or {})
+            if not job.options.get("checked"):  # the API checked the backend before recording
+                self.handler(record).import_record(self.info(record), job.options.get("driver_info") or {})
         except Exception as exc:
             self.catalog.purge_backup(record.id)
             if isinstance(exc, exceptions.AshvaultError):
