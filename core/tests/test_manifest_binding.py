@@ -90,3 +90,18 @@ def test_a_record_of_another_size_or_hash_does_not_read_the_manifest(driver: Mem
         info = BackupInfo(**{**a.__dict__, **change})
         with pytest.raises(exceptions.IntegrityError, match=said):
             route(driver, info).verify(info, JobContext())
+
+
+def test_an_incremental_refuses_a_parent_whose_manifest_was_swapped(driver: MemoryBackupDriver,
+                                                                      tmp_path: pathlib.Path) -> None:
+    a_path, b_path = str(tmp_path / "a.img"), str(tmp_path / "b.img")
+    volumes.write_mixed(a_path, 4 * MiB, seed=1, run=MiB)
+    volumes.write_mixed(b_path, 4 * MiB, seed=2, run=MiB)
+    a, b = backup(driver, a_path), backup(driver, b_path)
+    stored()[f"{a.service_metadata}/manifest"] = stored()[f"{b.service_metadata}/manifest"]
+    child = BackupInfo(id=str(uuid.uuid4()), volume_id="vol", parent=a, parent_id=a.id)
+    before = set(stored())
+    with FileSource(driver.conf).open_reader(a_path) as reader, pytest.raises(exceptions.IntegrityError) as caught:
+        route(driver, child).backup(child, reader, JobContext())
+    assert f"{a.service_metadata}/manifest" in str(caught.value)
+    assert set(stored()) == before, "the refused incremental wrote objects"
