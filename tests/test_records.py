@@ -112,9 +112,13 @@ def test_record_import_must_match_the_manifest_on_the_backend(exported: tuple[As
         assert said in line and res.rc == 1, (what, line)
     assert files_under(site2.state) == before
     assert site2.j("backup", "list") == []
-    imported = site2.j("backup", "record", "import", "posix", encode(doc))
+    older = {k: v for k, v in doc.items() if k != "manifest_hash"}  # exported before migration 0005
+    imported = site2.j("backup", "record", "import", "posix", encode(older))
     assert imported["status"] == "available"
     assert site2.j("backup", "verify", doc["id"])["result"] == "ok"
+    with sqlite3.connect(site2.state / "ashvault.sqlite") as db:
+        recorded = db.execute("SELECT manifest_hash FROM backups WHERE id = ?", (doc["id"],)).fetchone()[0]
+    assert recorded == doc["manifest_hash"], "the import did not bind the manifest it found"
 
 
 def test_a_broken_catalog_row_does_not_break_listing(av: Ashvault) -> None:

@@ -364,6 +364,9 @@ class API:
             raise exceptions.InvalidState(reason=f"backup {record.id} already exists here ({existing.status})")
         if not self.remote:
             handler.import_record(BackupInfo.of(record), driver_info)
+            digest = getattr(handler, "manifest_digest", None)
+            if record.manifest_hash is None and digest is not None:  # bind it from now on
+                record.manifest_hash = digest(BackupInfo.of(record))
         if existing is not None:
             self.catalog.purge_backup(existing.id)
         options = {"driver_info": driver_info, "checked": not self.remote}

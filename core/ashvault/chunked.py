@@ -27,6 +27,7 @@ from ashvault.engine.layout import (
     Binding,
     Manifest,
     backup_prefix,
+    content_hash,
     read_index,
     read_manifest,
     read_manifest_sized,
@@ -133,6 +134,13 @@ class ChunkedFormat:
             held[manifest.index.name] = manifest.index.stored_size
         held[f"{prefix}/{MANIFEST}"] = size
         return held
+
+    def manifest_digest(self, backup: BackupInfo) -> str:
+        """The content hash of the backup's manifest, once checked against its record: what an import records
+        when the exported record carried none. Raises ``IntegrityError`` / ``InvalidBackup``."""
+        container, prefix = self._where(backup)
+        self.read_manifest(backup)
+        return content_hash(self.store.get_object(container, f"{prefix}/{MANIFEST}"))
 
     def export_record(self, backup: BackupInfo) -> dict[str, Any]:
         container, prefix = self._where(backup)
