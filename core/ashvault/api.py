@@ -358,7 +358,7 @@ class API:
         record = Backup(**fields, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
                         deleted=False)
         handler = formats.handler(driver, record.format)
-        records.check_location(record, object_store=record.format != driver.native_format)
+        records.check_location(record, chunked=record.format == formats.CHUNKED)
         existing = self.catalog.find_backup(record.id)
         if existing is not None and not existing.deleted:
             raise exceptions.InvalidState(reason=f"backup {record.id} already exists here ({existing.status})")

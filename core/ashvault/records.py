@@ -161,10 +161,10 @@ def _manifest_hash(value: Any) -> str | None:
     return value
 
 
-def check_location(record: Any, *, object_store: bool) -> None:
-    """The container, and for a backup in a driver's object store its object prefix, are safe object names: they
-    become paths on the backend. Raises ``InvalidInput``."""
+def check_location(record: Any, *, chunked: bool) -> None:
+    """The container, and for a ``chunked/1`` backup its object prefix (``service_metadata``), are safe object
+    names: they become paths on the backend. Raises ``InvalidInput``."""
     if record.container is not None:
         check_name(record.container, what="container name in the backup record")
-    if object_store and record.service_metadata is not None:
+    if chunked and record.service_metadata is not None:
         check_name(record.service_metadata, what="service_metadata (object prefix) in the backup record")
