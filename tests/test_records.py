@@ -221,3 +221,18 @@ def test_temporaries_of_a_killed_backup_are_removed_by_its_delete_and_the_collec
     assert left == [fresh], f"left behind: {left}"
     assert not any(f"backup_{killed['id']}" in str(p) for p in av.backups.rglob("*"))
     assert av.j("backup", "verify", kept["id"])["result"] == "ok"
+
+
+def test_restore_force_checks_the_manifest_and_every_object_before_touching_the_target(av: Ashvault) -> None:
+    register(av, "v", seed=1)
+    made = av.j("backup", "create", "v")
+    lost = sorted(manifest_of(av, made["id"]).parent.glob("d*"))[-1]
+    lost.unlink()
+    target = av.tmp / "target.img"
+    target.write_bytes(b"\x55" * (4 * MiB))
+    before = sha256(str(target))
+    av.j("volume", "register", "t", str(target))
+    res = av("backup", "restore", made["id"], "--volume", "t", "--force", ok=False)
+    assert res.rc == 4 and f"{lost.name} is corrupt: object is missing" in one_line_error(res)
+    assert sha256(str(target)) == before, "the target was wiped before the missing object was found"
+    assert "objects are checked first" in " ".join(av("backup", "restore", "--help").out.split())
