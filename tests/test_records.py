@@ -55,6 +55,7 @@ BAD_FIELDS: list[tuple[str, Any, str]] = [
     ("status", "bogus", "status must be one of"),
     ("driver_info", "text", "driver_info must be an object"),
     ("name", "\x1b[31mred", "name holds control characters"),
+    ("description", "two\nlines \x1b]0;title\x07", "description holds control characters"),
     ("container", "../etc", "invalid container name"),
     ("service_metadata", "../../x", "invalid service_metadata"),
     ("manifest_hash", "zz", "manifest_hash must be 64"),

@@ -63,7 +63,7 @@ def _text(value: Any, field: str, *, limit: int = MAX_TEXT, single_line: bool = 
         raise _bad(field, f"must be a string, not {_shown(value)}")
     if len(value) > limit:
         raise _bad(field, f"is longer than {limit} characters")
-    if "\x00" in value or (single_line and _CONTROL.search(value)):
+    if _CONTROL.search(value if single_line else value.replace("\n", "").replace("\t", "")):
         raise _bad(field, "holds control characters")
     return value
 
