@@ -19,7 +19,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ashvault import accounting, cinder, exceptions, formats, records, retention
+from ashvault import accounting, cinder, exceptions, formats, retention
 from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.conf import make_config
@@ -29,6 +29,7 @@ from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.jobs.manager import Manager
 from ashvault.locks import owner_alive
 from ashvault.objectstore import check_name
+from ashvault.records import check_location, parse_record
 
 BS = BackupStatus
 LOG = logging.getLogger(__name__)
@@ -351,14 +352,14 @@ class API:
         except (ValueError, binascii.Error, RecursionError) as exc:
             raise exceptions.InvalidInput(reason=f"the backup record is not valid: {str(exc)[:200]}") from exc
         now = utcnow()
-        fields, driver_info = records.parse_record(doc, now)
+        fields, driver_info = parse_record(doc, now)
         driver = self.manager.driver(backup_service)
         fields["service"] = driver.name
         fields["format"] = fields["format"] or _old_format(doc)
         record = Backup(**fields, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
                         deleted=False)
         handler = formats.handler(driver, record.format)
-        records.check_location(record, chunked=record.format == formats.CHUNKED)
+        check_location(record, chunked=record.format == formats.CHUNKED)
         existing = self.catalog.find_backup(record.id)
         if existing is not None and not existing.deleted:
             raise exceptions.InvalidState(reason=f"backup {record.id} already exists here ({existing.status})")
