@@ -195,16 +195,23 @@ def test_temporaries_of_a_killed_backup_are_removed_by_its_delete_and_the_collec
     register(av, "v", size=64 * MiB, seed=5)
     kept = av.j("backup", "create", "v")
     proc = av.popen("backup", "create", "v", "--force")
+
+    def writing() -> list[pathlib.Path]:
+        return [t for t in temporaries(av.backups) if f"backup_{kept['id']}" not in str(t)]
+
     deadline = time.monotonic() + 60
     mine: list[pathlib.Path] = []
-    while time.monotonic() < deadline and proc.poll() is None:
-        mine = [t for t in temporaries(av.backups) if f"backup_{kept['id']}" not in str(t)]
-        if mine:
-            break
+    while time.monotonic() < deadline and proc.poll() is None and not mine:
+        if writing():
+            proc.send_signal(signal.SIGSTOP)  # then look again: the write may have ended in between
+            time.sleep(0.05)
+            mine = writing()
+            if not mine:
+                proc.send_signal(signal.SIGCONT)
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert mine, "the backup finished before a temporary file was seen"
+    assert mine, "the backup finished before it was caught mid-write"
     killed = next(b for b in av.j("backup", "list") if b["id"] != kept["id"])
     assert killed["status"] == "error"
     assert temporaries(av.backups), "the kill left no temporary file"
