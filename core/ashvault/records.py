@@ -28,7 +28,6 @@ MAX_DRIVER_INFO = 64 * 1024
 
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MIN_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _MAX_TIME = datetime.datetime(9000, 1, 1, tzinfo=datetime.UTC)
 
@@ -63,7 +62,7 @@ def _text(value: Any, field: str, *, limit: int = MAX_TEXT, single_line: bool = 
         raise _bad(field, f"must be a string, not {_shown(value)}")
     if len(value) > limit:
         raise _bad(field, f"is longer than {limit} characters")
-    if _CONTROL.search(value if single_line else value.replace("\n", "").replace("\t", "")):
+    if not (value if single_line else value.replace("\n", "").replace("\t", "")).isprintable():
         raise _bad(field, "holds control characters")
     return value
 

@@ -60,7 +60,7 @@ def read(raw: bytes, binding: Binding, counter: Counter) -> None:
         m = read_manifest(store, "c", PREFIX, binding)
     except exceptions.AshvaultError as exc:
         text = str(exc)
-        assert "\n" not in text and len(text) < 600, text
+        assert text.isprintable() and len(text) < 600, text
         assert isinstance(exc, exceptions.IntegrityError | exceptions.InvalidBackup), repr(exc)
         counter.seen(type(exc).__name__)
         return

@@ -12,7 +12,7 @@ import blake3
 import zstandard
 
 from ashvault import blocks, exceptions
-from ashvault.objectstore import ObjectStore
+from ashvault.objectstore import ObjectStore, check_name
 
 FORMAT_NAME = "ashvault-backup"
 FORMAT_VERSION = 1
@@ -197,7 +197,11 @@ def _entry(value: Any, field: str) -> ObjectEntry:
     if not isinstance(value, list) or len(value) != 5:
         raise ValueError(f"{field} is not a list of five fields")
     name, stored, size, compression, digest = value
-    return ObjectEntry(_string(name, f"{field} name"), _number(stored, f"{field} stored size"),
+    try:
+        check_name(_string(name, f"{field} name"))
+    except exceptions.InvalidInput:
+        raise ValueError(f"{field} has an invalid object name") from None
+    return ObjectEntry(name, _number(stored, f"{field} stored size"),
                        _number(size, f"{field} size"), _string(compression, f"{field} compression"),
                        _string(digest, f"{field} hash"))
 
@@ -254,7 +258,8 @@ def read_manifest_sized(store: ObjectStore, container: str, prefix: str,
         raise exceptions.IntegrityError(backup=backup_id, object=name, reason=exc.kwargs["reason"]) from exc
 
     def corrupt(reason: str) -> exceptions.IntegrityError:
-        return exceptions.IntegrityError(backup=backup_id, object=name, reason=reason)
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason[:200])
+        return exceptions.IntegrityError(backup=backup_id, object=name, reason=shown)
 
     if bound.manifest_hash is not None and content_hash(raw) != bound.manifest_hash:
         raise corrupt("it is not the manifest recorded for this backup (hash mismatch)")
