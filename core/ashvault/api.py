@@ -23,13 +23,14 @@ from ashvault import accounting, check, cinder, exceptions, formats, retention
 from ashvault.catalog import Backup, BackupStatus, Catalog, JobState, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.conf import make_config
-from ashvault.driver import ProgressFn, VerifyReport
+from ashvault.driver import BackupInfo, ProgressFn, VerifyReport
 from ashvault.jobs.detached import DetachedDispatcher
 from ashvault.jobs.dispatcher import LocalDispatcher
 from ashvault.jobs.job import Job, Kind, Observers
 from ashvault.jobs.manager import Manager
 from ashvault.locks import owner_alive
 from ashvault.objectstore import check_name
+from ashvault.records import check_location, parse_record
 
 BS = BackupStatus
 LOG = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):(?!//)|^([a-z][a-z0-9+.\-]*)://")
 
 RECORD_FIELDS = (
     "id", "volume_id", "name", "description", "container", "parent_id", "size", "service", "service_metadata",
-    "format", "object_count", "stored_bytes", "availability_zone", "created_at", "data_timestamp",
+    "format", "object_count", "stored_bytes", "availability_zone", "created_at", "data_timestamp", "manifest_hash",
 )
 
 
@@ -343,30 +344,38 @@ class API:
         return {"backup_service": driver.name, "backup_url": url}
 
     def backup_import(self, backup_service: str, backup_url: str) -> Backup:
+        """Record a backup exported elsewhere whose data is on this site's backend.
+
+        Every field is checked (:func:`ashvault.records.parse_record`), and for a chunked backup that the record
+        matches the manifest found on the backend, before anything is written: a refusal raises ``InvalidInput``
+        (a bad field), ``NotSupported`` (a format the driver does not read) or ``InvalidBackup`` (no manifest, or
+        not this record's) and leaves no row and no lock file behind. With backup workers the backend is checked
+        by the worker's job, which removes the row again when it refuses."""
         try:
             doc = json.loads(base64.b64decode(backup_url, validate=True))
-            if not isinstance(doc, dict) or "id" not in doc or "size" not in doc:
-                raise ValueError("it lacks the id or size")
-        except (ValueError, binascii.Error) as exc:
-            raise exceptions.InvalidInput(reason=f"the backup record is not valid: {exc}") from exc
+        except (ValueError, binascii.Error, RecursionError) as exc:
+            raise exceptions.InvalidInput(reason=f"the backup record is not valid: {str(exc)[:200]}") from exc
+        now = utcnow()
+        fields, driver_info = parse_record(doc, now)
         driver = self.manager.driver(backup_service)
-        existing = self.catalog.find_backup(doc["id"])
+        fields["service"] = driver.name
+        fields["format"] = fields["format"] or _old_format(doc)
+        record = Backup(**fields, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
+                        deleted=False)
+        handler = formats.handler(driver, record.format)
+        check_location(record, chunked=record.format == formats.CHUNKED)
+        existing = self.catalog.find_backup(record.id)
         if existing is not None and not existing.deleted:
-            raise exceptions.InvalidState(reason=f"backup {doc['id']} already exists here ({existing.status})")
+            raise exceptions.InvalidState(reason=f"backup {record.id} already exists here ({existing.status})")
+        if not self.remote:
+            handler.import_record(BackupInfo.of(record), driver_info)
+            digest = getattr(handler, "manifest_digest", None)
+            if record.manifest_hash is None and digest is not None:  # bind it from now on
+                record.manifest_hash = digest(BackupInfo.of(record))
         if existing is not None:
             self.catalog.purge_backup(existing.id)
-        now = utcnow()
-        parsed = {k: doc.get(k) for k in RECORD_FIELDS}
-        for k in ("created_at", "data_timestamp"):
-            parsed[k] = datetime.datetime.fromisoformat(parsed[k]) if parsed.get(k) else now
-        record = Backup(**parsed, status=BS.CREATING, host=self.conf.host, read_bytes=0, updated_at=now,
-                        deleted=False)
-        record.service = driver.name
-        record.format = doc.get("format") or _old_format(doc)
-        record.object_count = record.object_count or 0
-        record.stored_bytes = record.stored_bytes or 0
-        imported: Backup = self._run(Job(Kind.IMPORT, record.id, options={"driver_info": doc.get("driver_info") or {}}),
-                                     record=record)
+        options = {"driver_info": driver_info, "checked": not self.remote}
+        imported: Backup = self._run(Job(Kind.IMPORT, record.id, options=options), record=record)
         return imported
 
     def backup_import_cinder(

@@ -24,8 +24,10 @@ from ashvault.engine.backup import BackupRun, Parent, Settings
 from ashvault.engine.compression import get_compressor
 from ashvault.engine.layout import (
     MANIFEST,
+    Binding,
     Manifest,
     backup_prefix,
+    content_hash,
     read_index,
     read_manifest,
     read_manifest_sized,
@@ -34,6 +36,11 @@ from ashvault.engine.layout import (
 from ashvault.formats import CHUNKED as TAG
 from ashvault.objectstore import ObjectStore, check_name
 from ashvault.sources import VolumeReader, VolumeWriter
+
+
+def binding(backup: BackupInfo) -> Binding:
+    """What a backup's manifest must agree with: its id, volume and size, and the hash recorded at backup time."""
+    return Binding(backup.id, backup.volume_id, backup.size, backup.manifest_hash)
 
 
 def pipeline_threads(conf: cfg.ConfigOpts) -> int:
@@ -75,8 +82,9 @@ class ChunkedFormat:
         return self._where(backup)
 
     def read_manifest(self, backup: BackupInfo) -> Manifest:
+        """The backup's manifest, checked against its record (:func:`binding`). Raises ``IntegrityError``."""
         container, prefix = self._where(backup)
-        return read_manifest(self.store, container, prefix, backup.id)
+        return read_manifest(self.store, container, prefix, binding(backup))
 
     def backup(self, backup: BackupInfo, source: VolumeReader, ctx: JobContext) -> BackupResult:
         container, prefix = self._where(backup)
@@ -91,12 +99,13 @@ class ChunkedFormat:
                 raise exceptions.InvalidInput(
                     reason=f"an incremental backup must go to its parent's container '{pcontainer}'"
                 )
-            pmanifest = read_manifest(self.store, pcontainer, pprefix, backup.parent.id)
+            pmanifest = read_manifest(self.store, pcontainer, pprefix, binding(backup.parent))
             parent = Parent(pmanifest, read_index(self.store, pcontainer, pmanifest))
         self.store.put_container(container)
         if self.store.list_objects(container, f"{prefix}/{MANIFEST}"):
             raise exceptions.InvalidBackup(reason=f"container '{container}' already holds a backup at {prefix}")
-        manifest = BackupRun(self.store, container, prefix, source, backup, self.settings, ctx, parent).run()
+        run = BackupRun(self.store, container, prefix, source, backup, self.settings, ctx, parent)
+        manifest = run.run()
         return BackupResult(
             container=container,
             service_metadata=prefix,
@@ -104,6 +113,7 @@ class ChunkedFormat:
             object_count=manifest.stats["new_objects"],
             stored_bytes=manifest.stats["new_bytes"] + manifest.stats.get("metadata_bytes", 0),
             read_bytes=manifest.stats["read_bytes"],
+            manifest_hash=run.manifest_hash,
         )
 
     def restore(self, backup: BackupInfo, target: VolumeWriter, ctx: JobContext, *, volume_is_new: bool) -> None:
@@ -122,21 +132,33 @@ class ChunkedFormat:
     def object_usage(self, backup: BackupInfo) -> dict[str, int]:
         """Every object a backup needs, its own manifest included, with its stored size (for ``accounting``)."""
         container, prefix = self._where(backup)
-        manifest, size = read_manifest_sized(self.store, container, prefix, backup.id)
+        manifest, size = read_manifest_sized(self.store, container, prefix, binding(backup))
         held = {o.name: o.stored_size for o in manifest.objects}
         if manifest.index is not None:
             held[manifest.index.name] = manifest.index.stored_size
         held[f"{prefix}/{MANIFEST}"] = size
         return held
 
+    def manifest_digest(self, backup: BackupInfo) -> str:
+        """The content hash of the backup's manifest, once checked against its record: what an import records
+        when the exported record carried none. Raises ``IntegrityError`` / ``InvalidBackup``."""
+        container, prefix = self._where(backup)
+        self.read_manifest(backup)
+        return content_hash(self.store.get_object(container, f"{prefix}/{MANIFEST}"))
+
     def export_record(self, backup: BackupInfo) -> dict[str, Any]:
         container, prefix = self._where(backup)
         return {"container": container, "prefix": prefix}
 
     def import_record(self, backup: BackupInfo, driver_info: dict[str, Any]) -> None:
-        manifest = self.read_manifest(backup)
-        if manifest.backup_id != backup.id:
-            raise exceptions.InvalidBackup(reason=f"the manifest found belongs to backup {manifest.backup_id}")
+        """Check that the manifest found on the backend is this record's (id, volume, size, hash when the record
+        carries one). Raises ``InvalidBackup``: it is the record that is wrong, not the data."""
+        try:
+            self.read_manifest(backup)
+        except exceptions.IntegrityError as exc:
+            raise exceptions.InvalidBackup(
+                reason=f"the record does not match the backup on the backend: {exc.kwargs.get('reason', exc)}"
+            ) from exc
 
 
 class ChunkedBackupDriver(BackupDriver):

@@ -72,6 +72,8 @@ class BackupInfo:
     size: int = 0
     """Volume size in bytes at backup time (0 until known)."""
     created_at: datetime.datetime | None = None
+    manifest_hash: str | None = None
+    """The content hash of a chunked backup's manifest, when the catalog recorded it."""
     parent: BackupInfo | None = None
     """The parent record, for incrementals."""
 
@@ -96,6 +98,8 @@ class BackupResult:
     """Bytes this backup added to the backend (new objects only)."""
     read_bytes: int = 0
     """Bytes read from the source."""
+    manifest_hash: str | None = None
+    """Content hash of the manifest written (chunked backups), recorded to bind it to the backup."""
 
 
 @dataclasses.dataclass

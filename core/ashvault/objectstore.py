@@ -82,6 +82,13 @@ class ObjectStore(abc.ABC):
         """
         return None
 
+    def remove_temporaries(self, container: str, prefix: str, *, older_than: float) -> int:
+        """Remove what writes that never finished (a killed process) left under ``prefix``, when last changed more
+        than ``older_than`` seconds ago; returns how many went. A store whose writes leave nothing behind (an
+        object store's uploads are atomic by themselves) keeps this default, which removes nothing. Raises
+        ``DriverError`` like the other methods."""
+        return 0
+
     def check(self) -> None:
         """Check that the store answers and accepts the configuration. Raises ``DriverSetupError``."""
 
@@ -116,6 +123,9 @@ class ObjectStoreWrapper(ObjectStore):
 
     def object_sizes(self, container: str, prefix: str = "") -> dict[str, int] | None:
         return self.inner.object_sizes(container, prefix)
+
+    def remove_temporaries(self, container: str, prefix: str, *, older_than: float) -> int:
+        return self.inner.remove_temporaries(container, prefix, older_than=older_than)
 
     def check(self) -> None:
         self.inner.check()

@@ -142,7 +142,10 @@ class RestoreBackup(ShowOne):
                                  "without it a new volume is created")
         parser.add_argument("--volume", dest="volume_opt", metavar="VOLUME", help="same as the VOLUME argument")
         parser.add_argument("--name", help="name of the new volume (default restore_backup_<id>)")
-        parser.add_argument("--force", action="store_true", help="overwrite an existing volume")
+        parser.add_argument("--force", action="store_true",
+                            help="overwrite an existing volume. The backup's manifest and the presence of each of "
+                                 "its objects are checked first; an object found corrupt only when it is read "
+                                 "still stops the restore with the volume partly overwritten")
         add_wait(parser)
         return parser
 

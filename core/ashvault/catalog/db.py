@@ -24,10 +24,13 @@ from ashvault.catalog.schema import BACKUPS, TABLES, VOLUMES
 from ashvault.catalog.sql import Dialect, Statement, Where
 from ashvault.locks import FileLock
 
+LOG = logging.getLogger(__name__)
 _IDLE = 4
 """Connections kept open between transactions."""
 _TIMES = {cls: table.of(datetime.datetime) for cls, table in TABLES.items()}
 _BOOLS = {cls: table.of(bool) for cls, table in TABLES.items()}
+_INTS = {cls: table.of(int) for cls, table in TABLES.items()}
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 R = TypeVar("R", Volume, Backup, JobRecord, Service)
 
@@ -149,16 +152,46 @@ class Catalog:
                 raise exceptions.CatalogError(reason=_message(exc)) from exc
 
     def _record(self, cls: type[R], row: Iterable[Any]) -> R:
-        values = dict(zip(TABLES[cls].names, row, strict=True))
+        """A row as its record. A value of the wrong type (SQLite stores what it is given: an older import wrote
+        ``size = "big"``) does not break the listing of the others: a backup row is read with that value zeroed,
+        and an available one shown as ``error`` naming the column (it can be deleted); another record raises
+        ``CatalogError``."""
+        table = TABLES[cls]
+        values = dict(zip(table.names, row, strict=True))
+        unreadable = []
         for name in _TIMES[cls]:
             value = values[name]
-            if isinstance(value, str):
-                value = datetime.datetime.fromisoformat(value)
-            if isinstance(value, datetime.datetime) and value.tzinfo is None:
-                value = value.replace(tzinfo=datetime.UTC)
+            try:
+                if isinstance(value, str):
+                    value = datetime.datetime.fromisoformat(value)
+                if isinstance(value, datetime.datetime) and value.tzinfo is None:
+                    value = value.replace(tzinfo=datetime.UTC)
+            except ValueError:
+                value = None
+            if value is not None and not isinstance(value, datetime.datetime):
+                value = None
+            if value is None and not table.by_name[name].nullable:
+                unreadable.append(name)
+                value = _EPOCH
+            elif value is None and values[name] is not None:
+                unreadable.append(name)
             values[name] = value
         for name in _BOOLS[cls]:
             values[name] = bool(values[name])
+        for name in _INTS[cls]:
+            value = values[name]
+            if isinstance(value, bool) or not isinstance(value, int | None):
+                unreadable.append(name)
+                values[name] = None if table.by_name[name].nullable else 0
+        if unreadable:
+            what = f"{table.name} row {str(values.get('id'))[:36]!r}: unreadable {', '.join(unreadable)}"
+            if cls is not Backup:
+                raise exceptions.CatalogError(reason=what)
+            if values["status"] != BackupStatus.AVAILABLE:  # a job moving it on reads its real status
+                return cls(**values)
+            LOG.warning("%s; shown as error", what)
+            values["status"] = BackupStatus.ERROR
+            values["fail_reason"] = f"catalog row unreadable: {', '.join(unreadable)} (repair or delete it)"
         return cls(**values)
 
     def _run(self, statement: Statement) -> tuple[list[Any], int]:

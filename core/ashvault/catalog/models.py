@@ -85,6 +85,8 @@ class Backup:
     """Kept by ``backup prune`` and refused by ``backup delete`` without ``--force``."""
     properties: str = "{}"
     """A JSON object of string keys and values (``backup set --property``); read it through :attr:`props`."""
+    manifest_hash: str | None = None
+    """Content hash of a chunked backup's manifest as written; restore and verify refuse any other manifest."""
 
     @property
     def is_incremental(self) -> bool:

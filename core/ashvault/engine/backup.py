@@ -169,6 +169,8 @@ class BackupRun:
         self._new_objects: dict[str, ObjectEntry] = {}
         self._cuts: list[tuple[int, int]] = []
         self._read = 0
+        self.manifest_hash: str | None = None
+        """The content hash of the manifest once written (:meth:`run`), which the catalog records."""
         # Hashing and compression hold a token, reads and transfers do not: ``threads`` bounds the CPU work.
         self._cpu = threading.Semaphore(self.settings.threads)
         self._puts = threading.Semaphore(self.settings.transfers)
@@ -363,6 +365,7 @@ class BackupRun:
         )
         raw = encode_manifest(manifest)
         self.store.put_object(self.container, f"{self.prefix}/{MANIFEST}", raw)
+        self.manifest_hash = content_hash(raw)
         # Known only once encoded, so it is reported to the caller but not stored in the manifest itself.
         manifest.stats["metadata_bytes"] = len(raw) + len(index_raw)
         return manifest

@@ -27,18 +27,30 @@ def _delete_quietly(store: ObjectStore, container: str, name: str) -> None:
         pass
 
 
+TEMPORARY_GRACE = 3600.0
+"""Seconds after which the collection takes a temporary file (an unfinished write) for one a killed process left:
+an object's write takes seconds, and a live backup renames its temporaries long before."""
+
+
 def delete_backup(store: ObjectStore, container: str, prefix: str, volume_prefix: str, ctx: JobContext) -> None:
-    """Remove the backup stored under ``prefix``, then collect what no remaining backup of the volume uses."""
-    mine = store.list_objects(container, prefix + "/")
-    if not mine:
-        return
-    store.put_object(container, f"{prefix}/{TOMBSTONE}", b"")
-    _delete_quietly(store, container, f"{prefix}/{MANIFEST}")
+    """Remove the backup stored under ``prefix``, then collect what no remaining backup of the volume uses.
+
+    The temporaries of its unfinished writes go at once, whatever their age: a backup is deleted only once its own
+    job has ended (the delete holds the job's lock), so no write under ``prefix`` is still running."""
+    store.remove_temporaries(container, prefix + "/", older_than=0)
+    if store.list_objects(container, prefix + "/"):
+        store.put_object(container, f"{prefix}/{TOMBSTONE}", b"")
+        _delete_quietly(store, container, f"{prefix}/{MANIFEST}")
     collect(store, container, volume_prefix, ctx)
 
 
-def collect(store: ObjectStore, container: str, volume_prefix: str, ctx: JobContext) -> int:
-    """Delete the unreferenced objects of deleted backups under ``volume_prefix``; returns how many went."""
+def collect(store: ObjectStore, container: str, volume_prefix: str, ctx: JobContext,
+            *, grace: float = TEMPORARY_GRACE) -> int:
+    """Delete the unreferenced objects of deleted backups under ``volume_prefix``, and the temporaries left by
+    killed writers that are older than ``grace`` seconds; returns how many objects went."""
+    dropped = store.remove_temporaries(container, volume_prefix + "/", older_than=grace)
+    if dropped:
+        LOG.info("removed %d temporary files of unfinished writes under %s", dropped, volume_prefix)
     names = store.list_objects(container, volume_prefix + "/")
     spaces: dict[str, list[str]] = collections.defaultdict(list)
     for name in names:
@@ -46,9 +58,8 @@ def collect(store: ObjectStore, container: str, volume_prefix: str, ctx: JobCont
     live: set[str] = set()
     for space, members in spaces.items():
         if f"{space}/{MANIFEST}" in members and f"{space}/{TOMBSTONE}" not in members:
-            backup_id = space.rsplit("backup_", 1)[-1]
             try:
-                live |= read_manifest(store, container, space, backup_id).referenced_names()
+                live |= read_manifest(store, container, space, None).referenced_names()
             except exceptions.IntegrityError:
                 LOG.warning("manifest of %s is unreadable; keeping every object of the volume", space)
                 return 0

@@ -14,7 +14,7 @@ from ashvault import exceptions
 from ashvault.driver import JobContext, VerifyReport
 from ashvault.engine import extents as ext
 from ashvault.engine.compression import get_compressor
-from ashvault.engine.layout import Manifest, ObjectEntry, content_hash
+from ashvault.engine.layout import Manifest, ObjectEntry, content_hash, namespace_of
 from ashvault.engine.pool import run_bounded
 from ashvault.objectstore import ObjectStore
 from ashvault.sources import VolumeWriter
@@ -45,6 +45,21 @@ def fetch(store: ObjectStore, container: str, entry: ObjectEntry, backup_id: str
     return data
 
 
+def check_present(store: ObjectStore, container: str, manifest: Manifest) -> None:
+    """Every object the manifest names is listed in the store (one listing per backup prefix of the chain), and its
+    index holds. Raises ``IntegrityError`` naming the first missing object. Run before a restore touches its target:
+    an object found corrupt when it is read still stops a restore part-way."""
+    entries = list(manifest.objects) + ([manifest.index] if manifest.index else [])
+    listed: set[str] = set()
+    for space in sorted({namespace_of(e.name) for e in entries}):
+        listed.update(store.list_objects(container, space + "/"))
+    for entry in entries:
+        if entry.name not in listed:
+            raise exceptions.IntegrityError(backup=manifest.backup_id, object=entry.name, reason="object is missing")
+    if manifest.index is not None:
+        check_stored(store, container, manifest.index, manifest.backup_id)
+
+
 def restore(
     store: ObjectStore,
     container: str,
@@ -62,6 +77,7 @@ def restore(
     by_object: dict[int, list[tuple[int, int, int]]] = collections.defaultdict(list)
     for off, length, idx, obj_off in manifest.extents:
         by_object[idx].append((off, length, obj_off))
+    check_present(store, container, manifest)
     if not volume_is_new:
         if target.cheap_reset:
             target.reset()
@@ -77,8 +93,6 @@ def restore(
 
         return run
 
-    if manifest.index is not None:
-        check_stored(store, container, manifest.index, manifest.backup_id)
     for off, length in ext.coalesce((off, length) for off, length, _i, _oo in manifest.extents):
         target.reserve(off, length)
     total = sum(length for _o, length, _i, _oo in manifest.extents)

@@ -238,6 +238,7 @@ class Manager:
                 job.backup_id, [BS.CREATING], status=BS.AVAILABLE, container=result.container,
                 service_metadata=result.service_metadata, size=result.size, object_count=result.object_count,
                 stored_bytes=result.stored_bytes, read_bytes=result.read_bytes, fail_reason=None,
+                manifest_hash=result.manifest_hash,
             )
             if not won:
                 record.container, record.service_metadata = result.container, result.service_metadata
@@ -339,7 +340,8 @@ class Manager:
     def _import(self, job: Job) -> Backup:
         record = self.catalog.get_backup(job.backup_id)
         try:
-            self.handler(record).import_record(self.info(record), job.options.get("driver_info") or {})
+            if not job.options.get("checked"):  # the API checked the backend before recording
+                self.handler(record).import_record(self.info(record), job.options.get("driver_info") or {})
         except Exception as exc:
             self.catalog.purge_backup(record.id)
             if isinstance(exc, exceptions.AshvaultError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import time
 
 from ashvault import exceptions
 from ashvault.directio import DirectReader, DirectWriter
@@ -176,6 +177,42 @@ class PosixObjectStore(ObjectStore):
                 os.unlink(os.path.join(directory, entry))
             except OSError:
                 return
+
+    def remove_temporaries(self, container: str, prefix: str, *, older_than: float) -> int:
+        """Unlink the ``.tmp-`` files of writes a killed process never finished, of objects under ``prefix``, older
+        than ``older_than`` seconds; then the directories this left empty."""
+        base = self._container_dir(container)
+        head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = os.path.join(base, check_name(head)) if head else base
+        limit = time.time() - older_than
+        removed = 0
+        emptied = set()
+        try:
+            for dirpath, _dirs, files in os.walk(start):
+                rel = os.path.relpath(dirpath, base)
+                for f in files:
+                    if not f.startswith(_TMP):
+                        continue
+                    obj = f[len(_TMP):].rsplit(".", 1)[0]
+                    name = obj if rel == "." else f"{rel}/{obj}"
+                    path = os.path.join(dirpath, f)
+                    if not name.startswith(prefix) or os.lstat(path).st_mtime > limit:
+                        continue
+                    os.unlink(path)
+                    removed += 1
+                    emptied.add(dirpath)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _translate(exc, f"cannot clean {start}") from exc
+        for directory in sorted(emptied, key=len, reverse=True):
+            while directory != base and directory.startswith(base + os.sep):
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    break
+                directory = os.path.dirname(directory)
+        return removed
 
     def check(self) -> None:
         try:
