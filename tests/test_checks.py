@@ -7,6 +7,7 @@ import os
 import pathlib
 import pty
 import re
+import sqlite3
 import subprocess
 
 import pytest
@@ -162,6 +163,14 @@ def test_verify_bad_input_is_one_line(av: Ashvault, args: tuple[str, ...], needl
     assert res.rc == 2 and needle in res.err and "Traceback" not in res.err, res.err
 
 
+def manifest_hashes(av: Ashvault) -> dict[str, str]:
+    db = sqlite3.connect(av.state / "ashvault.sqlite")
+    try:
+        return dict(db.execute("SELECT id, manifest_hash FROM backups WHERE deleted = 0"))
+    finally:
+        db.close()
+
+
 def test_rebuild_the_catalog_from_the_backend(tmp_path: pathlib.Path) -> None:
     av = small_objects(tmp_path)
     paths = [random_volume(av, f"v{n}", 4 * MiB, seed=20 + n) for n in range(2)]
@@ -177,6 +186,8 @@ def test_rebuild_the_catalog_from_the_backend(tmp_path: pathlib.Path) -> None:
     av("backup", "delete", doomed["id"])
     before = {b["id"]: b for b in av.j("backup", "list", "--long")}
     assert len(before) == 5
+    bound = manifest_hashes(av)
+    assert set(bound) == set(before) and all(bound.values())
 
     for f in av.state.glob("ashvault.sqlite*"):
         f.unlink()
@@ -196,6 +207,7 @@ def test_rebuild_the_catalog_from_the_backend(tmp_path: pathlib.Path) -> None:
         got = after[bid]
         for key in ("name", "description", "volume_id", "parent_id", "status", "size", "container", "created_at"):
             assert got[key] == b[key], (key, got[key], b[key])
+    assert manifest_hashes(av) == bound, "a rebuilt record is bound to its manifest as the original was"
     vols = av.j("volume", "list")
     assert {v["id"] for v in vols} == vol_ids and {v["status"] for v in vols} == {"unavailable"}
     again = av.j("backup", "rebuild")

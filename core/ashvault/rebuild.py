@@ -20,7 +20,7 @@ from ashvault import exceptions, formats
 from ashvault.catalog import Backup, BackupStatus, Catalog, Volume, VolumeStatus
 from ashvault.catalog.models import utcnow
 from ashvault.chunked import ChunkedFormat
-from ashvault.engine.layout import MANIFEST, TOMBSTONE, Manifest, read_manifest
+from ashvault.engine.layout import MANIFEST, TOMBSTONE, Manifest, content_hash, read_manifest
 
 LOG = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _time(text: str | None) -> datetime.datetime:
     return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
 
 
-def _record(m: Manifest, *, container: str, prefix: str, driver: str, host: str | None,
+def _record(m: Manifest, digest: str, *, container: str, prefix: str, driver: str, host: str | None,
             zone: str | None) -> Backup:
     when = _time(m.created_at)
     stats = m.stats
@@ -77,7 +77,7 @@ def _record(m: Manifest, *, container: str, prefix: str, driver: str, host: str 
         format=formats.CHUNKED, object_count=int(stats.get("new_objects", len(m.objects))),
         stored_bytes=int(stats.get("new_bytes", 0)) + int(stats.get("metadata_bytes", 0)),
         read_bytes=int(stats.get("read_bytes", 0)), host=host, availability_zone=zone, data_timestamp=when,
-        created_at=when, updated_at=utcnow(),
+        created_at=when, updated_at=utcnow(), manifest_hash=digest,
     )
 
 
@@ -89,11 +89,12 @@ def rebuild(catalog: Catalog, handler: ChunkedFormat, container: str, *, driver:
     A manifest that cannot be read, or that names another backup or volume than its place, is reported ``failed``
     and the others go on. Raises driver errors (unreachable backend, ``EncryptionKeyError`` when the container is
     encrypted and no key opens it) before anything is written."""
-    found: list[tuple[str, Manifest]] = []
+    found: list[tuple[str, Manifest, str]] = []
     out: list[Rebuilt] = []
     for prefix, volume_id, backup_id in manifests(handler, container):
         try:
             m = read_manifest(handler.store, container, prefix, backup_id)
+            digest = content_hash(handler.store.get_object(container, f"{prefix}/{MANIFEST}"))
         except (exceptions.IntegrityError, exceptions.InvalidBackup) as exc:
             out.append(Rebuilt("backup", backup_id, FAILED, volume_id, detail=str(exc)))
             continue
@@ -101,10 +102,10 @@ def rebuild(catalog: Catalog, handler: ChunkedFormat, container: str, *, driver:
             out.append(Rebuilt("backup", backup_id, FAILED, volume_id, detail=f"the manifest at {prefix} belongs "
                                f"to backup {m.backup_id} of volume {m.volume_id}"))
             continue
-        found.append((prefix, m))
+        found.append((prefix, m, digest))
     found.sort(key=lambda pm: (_time(pm[1].created_at), pm[1].backup_id))
     volumes: list[Rebuilt] = []
-    latest: dict[str, Manifest] = {m.volume_id: m for _p, m in found}
+    latest: dict[str, Manifest] = {m.volume_id: m for _p, m, _d in found}
     for volume_id, m in latest.items():
         if catalog.find_volume(volume_id) is not None:
             volumes.append(Rebuilt("volume", volume_id, SKIPPED, volume_id))
@@ -123,13 +124,13 @@ def rebuild(catalog: Catalog, handler: ChunkedFormat, container: str, *, driver:
         LOG.info("rebuild: volume %s recorded (location unknown)", volume_id)
         volumes.append(Rebuilt("volume", volume_id, CREATED, volume_id, detail="location unknown"))
     backups: list[Rebuilt] = []
-    for prefix, m in found:
+    for prefix, m, digest in found:
         row = Rebuilt("backup", m.backup_id, SKIPPED, m.volume_id, m.parent_id, _time(m.created_at))
         if catalog.find_backup(m.backup_id) is None and dry_run:
             row.action = WOULD_CREATE
         elif catalog.find_backup(m.backup_id) is None:
             try:
-                catalog.add(_record(m, container=container, prefix=prefix, driver=driver, host=host, zone=zone))
+                catalog.add(_record(m, digest, container=container, prefix=prefix, driver=driver, host=host, zone=zone))
                 row.action = CREATED
                 LOG.info("rebuild: backup %s of volume %s recorded", m.backup_id, m.volume_id)
             except exceptions.CatalogError:
