@@ -28,11 +28,15 @@ def _delete_quietly(store: ObjectStore, container: str, name: str) -> None:
 
 
 def delete_backup(store: ObjectStore, container: str, prefix: str, volume_prefix: str, ctx: JobContext) -> None:
-    """Remove the backup stored under ``prefix``, then collect what no remaining backup of the volume uses."""
-    mine = store.list_objects(container, prefix + "/")
-    if not mine:
-        return
-    store.put_object(container, f"{prefix}/{TOMBSTONE}", b"")
+    """Remove the backup stored under ``prefix``, then collect what no remaining backup of the volume uses.
+
+    The tombstone is written even when ``prefix`` lists nothing: a backup killed before its first object was complete
+    may still have left a store's own debris there (the posix store's temporaries), which only goes with the tombstone
+    that collecting removes."""
+    try:
+        store.put_object(container, f"{prefix}/{TOMBSTONE}", b"")
+    except exceptions.ContainerNotFound:
+        return  # nothing of this backup was ever written
     _delete_quietly(store, container, f"{prefix}/{MANIFEST}")
     collect(store, container, volume_prefix, ctx)
 
