@@ -148,9 +148,9 @@ def test_no_secret_anywhere(tmp_path: pathlib.Path, capsys: pytest.CaptureFixtur
     av.j(by_pass, "-v", "backup", "create", "v", "--name", "full", env=env)
     volumes.mutate(vol, percent=5, seed=8)
     av.j(by_pass, "--debug", "--log-file", str(logs / "incr.log"), "backup", "create", "v", "--incremental", env=env)
-    for fmt in ("json", "csv", "table"):
+    for fmt in ("json", "table"):
         av(by_pass, "backup", "list", "--long", "-f", fmt, env=env)
-    for fmt in ("json", "yaml", "shell", "table"):
+    for fmt in ("yaml", "shell"):
         av(by_pass, "backup", "show", "full", "-f", fmt, env=env)
     av(by_pass, "-v", "--log-file", str(logs / "verify.log"), "backup", "verify", "full", env=env)
     restored = av.j(by_pass, "--debug", "backup", "restore", "full", env=env)
@@ -158,9 +158,8 @@ def test_no_secret_anywhere(tmp_path: pathlib.Path, capsys: pytest.CaptureFixtur
     av(by_pass, "backup", "usage", "-f", "json", env=env)
     av(by_pass, "backup", "record", "export", "full", "-f", "json", env=env)
     av(by_pass, "driver", "list", "-f", "json", env=env)
-    for name in ("posix", "swift", "tsm"):
-        for fmt in ("json", "table"):
-            av(by_pass, "driver", "show", name, "-f", fmt, env=env)
+    for name, fmt in (("posix", "table"), ("swift", "json"), ("tsm", "value")):
+        av(by_pass, "driver", "show", name, "-f", fmt, env=env)
     av(by_pass, "driver", "show", "ceph", env=env, ok=False)
     av(by_pass, "--debug", "driver", "show", "ceph", env=env, ok=False)
 
