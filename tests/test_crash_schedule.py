@@ -41,6 +41,13 @@ def _manifest(path: pathlib.Path) -> dict[str, Any]:
     return doc
 
 
+def _nonzero_blocks(path: str) -> int:
+    """Blocks a full backup stores: no object holds more than ``OBJECT`` bytes of them."""
+    zero = bytes(BLOCK)
+    with open(path, "rb") as f:
+        return sum(1 for block in iter(lambda: f.read(BLOCK), b"") if block != zero[: len(block)])
+
+
 def _referenced(doc: dict[str, Any]) -> set[str]:
     names = {o[0] for o in doc["objects"]}
     if doc.get("index"):
@@ -64,7 +71,6 @@ class Suite:
         self.root = av.backups / CONTAINER
         self.want: dict[str, str] = {}
         """Backup id -> sha256 of its volume when it was taken, for every backup that became available."""
-        self.full_puts: dict[str, int] = {}
         self.killed: collections.Counter[str] = collections.Counter()
         self.checked = 0
         self.verified = 0
@@ -82,8 +88,6 @@ class Suite:
     def backup(self, volume: str, *, incremental: bool) -> dict[str, Any]:
         b: dict[str, Any] = self.av.j("backup", "create", volume, *(["--incremental"] if incremental else []))
         self.want[b["id"]] = sha256(self.paths[volume])
-        if not incremental:
-            self.full_puts[volume] = len(list(self._files(b["volume_id"], b["id"])))
         return b
 
     def api(self) -> API:
@@ -116,7 +120,7 @@ class Suite:
             least = math.ceil(len(changed) * BLOCK / OBJECT) + 2  # data objects, the index, the manifest
         else:
             volumes.mutate(self.paths[volume], percent=2, seed=self.rnd.randrange(1 << 30))
-            least = self.full_puts[volume]
+            least = math.ceil(_nonzero_blocks(self.paths[volume]) * BLOCK / OBJECT) + 2
         nth = self.rnd.randint(1, least)
         spec = f"put:{nth}" + (":after" if nth == least and self.rnd.random() < 0.5 else "")
         kind = "incremental" if incremental else "full"
@@ -140,7 +144,7 @@ class Suite:
     def kill_restore(self) -> Point:
         b = self.rnd.choice(self.available())
         doc = _manifest(self._prefix(b["volume_id"], b["id"]) / "manifest")
-        spec = f"get:{self.rnd.randint(1, len(doc['objects']) + 2)}"  # the manifest, the index, the objects
+        spec = f"get:{self.rnd.randint(1, len(doc['objects']) + 1)}"  # the manifest, then the objects (and the index)
         self.kill("restore", spec, "backup", "restore", b["id"], "target", "--force")
         assert self.av.j("backup", "show", b["id"])["status"] == "available"
         assert self.av.j("volume", "show", "target")["status"] == "error_restoring"
