@@ -219,6 +219,7 @@ class Manager:
             if record.status != BS.CREATING:
                 raise exceptions.BackupCancelled(reason=f"backup {job.backup_id} is {record.status}")
             ctx = JobContext(progress=obs.progress, is_cancelled=watch, cancel_error=exceptions.BackupCancelled)
+            handler = None
             try:
                 # Everything that can fail once the record is visible ends it as error, the handler's set-up (a
                 # share to mount, a cluster to reach) included.
@@ -233,6 +234,9 @@ class Manager:
                 if not self.catalog.update_backup(job.backup_id, [BS.CREATING], status=BS.ERROR,
                                                   fail_reason=one_line(exc)):
                     self._finish_cancelled_backup(record)
+                    raise
+                if handler is not None:
+                    self._discard_failed_backup(handler, record)
                 raise
             won = self.catalog.update_backup(
                 job.backup_id, [BS.CREATING], status=BS.AVAILABLE, container=result.container,
@@ -249,6 +253,15 @@ class Manager:
             if slot is not None:
                 slot.release()
             self._release_volume(job, VS.BACKING_UP, VS.AVAILABLE)
+
+    def _discard_failed_backup(self, handler: formats.Handler, record: Backup) -> None:
+        """Remove at once what a failed backup wrote, so that a full backend gets its space back (as Cinder's chunked
+        driver does); the record stays ``error`` with its reason until it is deleted. A failure here is only logged
+        (the backup's own error is the one to report): that later delete removes what is left."""
+        try:
+            handler.delete_backup(self.info(record, with_parent=False), JobContext())
+        except Exception as exc:
+            LOG.info("could not remove what the failed backup %s wrote: %s", record.id, one_line(exc))
 
     def _finish_cancelled_backup(self, record: Backup) -> None:
         """A force delete stopped this backup: remove what it wrote and retire the record."""

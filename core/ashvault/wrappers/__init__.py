@@ -1,5 +1,6 @@
 """Cross-cutting behaviour put around any object store: retries, bandwidth limits and encryption at rest."""
 
+import os
 from typing import Any
 
 from oslo_config import cfg
@@ -14,6 +15,10 @@ __all__ = ["RetryingObjectStore", "ThrottledObjectStore", "wrap"]
 def wrap(store: ObjectStore, conf: cfg.ConfigOpts, options: Any) -> ObjectStore:
     """``store`` with the configured bandwidth limit, retries and encryption; ``options`` is the driver's option
     group. Encryption is outermost, so a retried call re-sends the same sealed bytes."""
+    if os.environ.get("ASHVAULT_TEST_KILL_AT"):  # the kill -9 suite's hook, see ashvault.testing.crash
+        from ashvault.testing import crash
+
+        store = crash.from_environment(store)
     if conf.backup_bandwidth_limit:
         store = ThrottledObjectStore(store, conf.backup_bandwidth_limit)
     attempts = options.retry_attempts or conf.backup_object_retry_attempts

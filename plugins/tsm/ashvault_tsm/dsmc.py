@@ -27,7 +27,7 @@ from typing import Any
 
 from plumbum import local
 
-from ashvault import exceptions
+from ashvault import environment, exceptions
 from ashvault.driver import JobContext
 
 LOG = logging.getLogger(__name__)
@@ -200,9 +200,12 @@ class Dsmc:
                 argv.append(f"-servername={self.servername}")
             argv += specs
             LOG.debug("running %s %s", exe, " ".join(argv))
-            # plumbum's own environment is a copy taken at import: hand it the current one.
+            # plumbum's own environment is a copy taken at import, which it merges under the one given: hand it the
+            # current one, and drop ashvault's secrets from both.
+            for name in environment.SECRET_VARIABLES:
+                local.env.pop(name, None)
             proc = local[exe][argv].popen(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, env=dict(os.environ), new_session=True)
+                                          stderr=subprocess.STDOUT, env=environment.for_child(), new_session=True)
             text = self._wait(proc, what, ctx)
         out = parse(proc.returncode, self._redact(text))
         LOG.debug("dsmc %s: exit code %d, %s", what, out.rc, out.gist())
