@@ -149,8 +149,6 @@ def test_a_swapped_manifest_is_refused_and_nothing_restored(av: Ashvault) -> Non
     a = av.j("backup", "create", "a")
     b = av.j("backup", "create", "b")
     manifest_of(av, a["id"]).write_bytes(manifest_of(av, b["id"]).read_bytes())
-    res = av("backup", "verify", a["id"], ok=False)
-    assert res.rc == 4 and "manifest is corrupt" in one_line_error(res) and "hash mismatch" in res.err
     target = av.tmp / "target.img"
     target.write_bytes(b"\x55" * (4 * MiB))
     before = sha256(str(target))
@@ -158,6 +156,14 @@ def test_a_swapped_manifest_is_refused_and_nothing_restored(av: Ashvault) -> Non
     res = av("backup", "restore", a["id"], "--volume", "t", "--force", ok=False)
     assert res.rc == 4 and f"backup_{a['id']}/manifest" in one_line_error(res)
     assert sha256(str(target)) == before, "a refused restore changed the target"
+    res = av("backup", "verify", a["id"], ok=False)
+    assert res.rc == 4 and "manifest is corrupt" in one_line_error(res) and "hash mismatch" in res.err
+    assert av.j("backup", "show", a["id"])["status"] == "error", "a backup that fails verify is marked"
+    res = av("backup", "restore", a["id"], "--volume", "t", "--force", ok=False)
+    assert res.rc != 0 and "verify failed" in one_line_error(res)
+    assert sha256(str(target)) == before, "a refused restore changed the target"
+    line = one_line_error(av("backup", "reset-state", a["id"], "--state", "available", ok=False))
+    assert "hash mismatch" in line, "a backup bound to another manifest cannot be declared available"
 
 
 def test_without_a_recorded_hash_id_size_and_extents_are_still_checked(av: Ashvault) -> None:
@@ -180,7 +186,9 @@ def test_without_a_recorded_hash_id_size_and_extents_are_still_checked(av: Ashva
     doc = json.loads(zstandard.ZstdDecompressor().decompress(original))
     doc["extents"][-1][1] += 64 * MiB  # a 68 MiB restore from a 4 MiB volume
     path_a.write_bytes(zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
-    for args in (("verify", a["id"]), ("restore", a["id"], "--volume", "a", "--force")):
+    with sqlite3.connect(av.state / "ashvault.sqlite") as db:  # undo the mark of the failed verify
+        db.execute("UPDATE backups SET status = 'available', fail_reason = NULL")
+    for args in (("restore", a["id"], "--volume", "a", "--force"), ("verify", a["id"])):
         res = av("backup", *args, ok=False)
         assert res.rc == 4 and "past the volume's end" in one_line_error(res), args
 

@@ -51,13 +51,16 @@ class Session:
         self.runs: list[Run] = []
 
     def __call__(self, conf: pathlib.Path, *args: str, env: dict[str, str] | None = None,
-                 ok: bool = True, one_line: bool = True) -> Run:
+                 ok: bool | None = True, one_line: bool = True) -> Run:
+        """Run a command; ``ok`` True asserts success, False a one-line failure, None either."""
         full = {k: v for k, v in os.environ.items() if not k.startswith("ASHVAULT_")}
         proc = subprocess.run([str(BIN / "ashvault"), "--config-file", str(conf), *args], capture_output=True,
                               text=True, timeout=300, stdin=subprocess.DEVNULL, env={**full, **(env or {})})
         run = Run(args, proc.returncode, proc.stdout, proc.stderr)
         self.runs.append(run)
-        if ok:
+        if ok is None:
+            pass
+        elif ok:
             assert run.rc == 0, f"ashvault {' '.join(args)} failed ({run.rc}): {run.err}{run.out}"
         else:
             assert run.rc != 0, f"ashvault {' '.join(args)} should have failed: {run.out}"
@@ -160,8 +163,9 @@ def test_no_secret_anywhere(tmp_path: pathlib.Path, capsys: pytest.CaptureFixtur
     av(by_pass, "driver", "list", "-f", "json", env=env)
     for name, fmt in (("posix", "table"), ("swift", "json"), ("tsm", "value")):
         av(by_pass, "driver", "show", name, "-f", fmt, env=env)
-    av(by_pass, "driver", "show", "ceph", env=env, ok=False)
-    av(by_pass, "--debug", "driver", "show", "ceph", env=env, ok=False)
+    # Without the rados bindings this is an error path; with them, it shows the driver: either way, no key.
+    av(by_pass, "driver", "show", "ceph", env=env, ok=None)
+    av(by_pass, "--debug", "driver", "show", "ceph", env=env, ok=None)
 
     # Wrong, missing and changed passphrases.
     wrong = {**env, "ASHVAULT_PASSPHRASE": WRONG_PASSPHRASE}

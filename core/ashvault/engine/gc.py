@@ -36,11 +36,15 @@ def delete_backup(store: ObjectStore, container: str, prefix: str, volume_prefix
     """Remove the backup stored under ``prefix``, then collect what no remaining backup of the volume uses.
 
     The temporaries of its unfinished writes go at once, whatever their age: a backup is deleted only once its own
-    job has ended (the delete holds the job's lock), so no write under ``prefix`` is still running."""
+    job has ended (the delete holds the job's lock), so no write under ``prefix`` is still running. The tombstone
+    is written even when ``prefix`` lists nothing, so that whatever a store keeps of the backup outside its
+    listing goes with the collection that removes the tombstone."""
     store.remove_temporaries(container, prefix + "/", older_than=0)
-    if store.list_objects(container, prefix + "/"):
+    try:
         store.put_object(container, f"{prefix}/{TOMBSTONE}", b"")
-        _delete_quietly(store, container, f"{prefix}/{MANIFEST}")
+    except exceptions.ContainerNotFound:
+        return  # nothing of this backup was ever written
+    _delete_quietly(store, container, f"{prefix}/{MANIFEST}")
     collect(store, container, volume_prefix, ctx)
 
 
